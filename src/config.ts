@@ -1,0 +1,140 @@
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/**
+ * Every environment variable the service reads, with its default. This is the
+ * only place that knows their names; the deploy manifests are checked against it.
+ */
+const EnvSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  GRPC_HOST: z.string().min(1).default('0.0.0.0'),
+  GRPC_PORT: int(0, 65535).default(50051),
+  GRPC_REFLECTION: bool.default(true),
+  /** Closes each client connection after this long, so new replicas get a share of traffic. */
+  GRPC_MAX_CONNECTION_AGE_MS: int(0, 86_400_000).default(300_000),
+  SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  DB_POOL_MAX: int(1, 200).default(10),
+  EMBEDDED_PG_DIR: z.string().min(1).default('.data/postgres'),
+  EMBEDDED_PG_PORT: int(1, 65535).default(54329),
+  /** Seed the demo program into an empty database. Defaults to on for the embedded database only. */
+  SEED_DEMO: bool.optional(),
+  TX_MAX_ATTEMPTS: int(1, 20).default(6),
+  TX_BACKOFF_BASE_MS: int(1, 10_000).default(5),
+  TX_BACKOFF_MAX_MS: int(1, 60_000).default(250),
+  /** Ceiling on lock_timeout and statement_timeout, whatever the caller's deadline. */
+  TX_TIMEOUT_CEILING_MS: int(100, 600_000).default(10_000),
+  /** Budget of a call that arrives without a gRPC deadline. */
+  DEFAULT_DEADLINE_MS: int(100, 600_000).default(15_000),
+  ROLLBACK_WINDOW_HOURS: z.coerce.number().positive().max(24 * 365).default(24),
+  SHORT_NOTICE_DAYS: int(0, 365).default(14),
+});
+
+/** The validated, frozen configuration of one process. */
+export interface Config {
+  env: 'development' | 'test' | 'production';
+  logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
+  grpc: {
+    host: string;
+    port: number;
+    reflection: boolean;
+    maxConnectionAgeMs: number;
+    shutdownGraceMs: number;
+  };
+  database: {
+    /** Absent: start the embedded PostgreSQL. */
+    url: string | undefined;
+    poolMax: number;
+    embeddedDir: string;
+    embeddedPort: number;
+    seedDemo: boolean;
+  };
+  transactions: {
+    maxAttempts: number;
+    backoffBaseMs: number;
+    backoffMaxMs: number;
+    timeoutCeilingMs: number;
+    defaultDeadlineMs: number;
+  };
+  swaps: {
+    rollbackWindowMs: number;
+    shortNoticeDays: number;
+  };
+}
+
+/** Names of every variable {@link loadConfig} reads. */
+export const CONFIG_ENV_NAMES: readonly string[] = Object.keys(EnvSchema.shape);
+
+/** Raised when the environment holds a bad value; the message lists every problem. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Parses and validates the environment once, at start-up. Nothing else in the
+ * service reads `process.env`.
+ */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const picked = Object.fromEntries(
+    CONFIG_ENV_NAMES.map((name) => [name, env[name] === '' ? undefined : env[name]]),
+  );
+  const parsed = EnvSchema.safeParse(picked);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map(
+      (issue) => `  ${issue.path.join('.')}: ${issue.message}`,
+    );
+    throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
+  }
+  const e = parsed.data;
+  if (e.NODE_ENV === 'production' && !e.DATABASE_URL) {
+    throw new ConfigError(
+      'Invalid configuration:\n  DATABASE_URL: required in production (the embedded PostgreSQL is for development)',
+    );
+  }
+  if (e.TX_BACKOFF_BASE_MS > e.TX_BACKOFF_MAX_MS) {
+    throw new ConfigError(
+      'Invalid configuration:\n  TX_BACKOFF_BASE_MS: must not exceed TX_BACKOFF_MAX_MS',
+    );
+  }
+  return deepFreeze({
+    env: e.NODE_ENV,
+    logLevel: e.LOG_LEVEL,
+    grpc: {
+      host: e.GRPC_HOST,
+      port: e.GRPC_PORT,
+      reflection: e.GRPC_REFLECTION,
+      maxConnectionAgeMs: e.GRPC_MAX_CONNECTION_AGE_MS,
+      shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    },
+    database: {
+      url: e.DATABASE_URL,
+      poolMax: e.DB_POOL_MAX,
+      embeddedDir: e.EMBEDDED_PG_DIR,
+      embeddedPort: e.EMBEDDED_PG_PORT,
+      seedDemo: e.SEED_DEMO ?? e.DATABASE_URL === undefined,
+    },
+    transactions: {
+      maxAttempts: e.TX_MAX_ATTEMPTS,
+      backoffBaseMs: e.TX_BACKOFF_BASE_MS,
+      backoffMaxMs: e.TX_BACKOFF_MAX_MS,
+      timeoutCeilingMs: e.TX_TIMEOUT_CEILING_MS,
+      defaultDeadlineMs: e.DEFAULT_DEADLINE_MS,
+    },
+    swaps: {
+      rollbackWindowMs: e.ROLLBACK_WINDOW_HOURS * 3_600_000,
+      shortNoticeDays: e.SHORT_NOTICE_DAYS,
+    },
+  });
+}
+
+function deepFreeze<T extends object>(value: T): T {
+  for (const child of Object.values(value)) {
+    if (child && typeof child === 'object') deepFreeze(child as object);
+  }
+  return Object.freeze(value);
+}

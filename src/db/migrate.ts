@@ -1,0 +1,7 @@
+import type { MikroORM } from '@mikro-orm/postgresql';
+
+/** Applies every pending migration, in one transaction; returns the names applied. */
+export async function migrateToLatest(orm: MikroORM): Promise<string[]> {
+  const applied = await orm.getMigrator().up();
+  return applied.map((m) => m.name);
+}

@@ -1,0 +1,10 @@
+import type { MigrationObject } from '@mikro-orm/core';
+import { Migration20261127000000Initial } from './Migration20261127000000Initial';
+
+/**
+ * Every migration, in order. Listed explicitly rather than globbed from disk, so
+ * the same list runs from TypeScript sources, compiled output and the image.
+ */
+export const MIGRATIONS: MigrationObject[] = [
+  { name: 'Migration20261127000000Initial', class: Migration20261127000000Initial },
+];

@@ -1,0 +1,204 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { IsolationLevel, OptimisticLockError } from '@mikro-orm/core';
+import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import { type CallBudget, remainingMs } from '../domain/call-budget';
+import {
+  ConcurrencyConflictError,
+  DeadlineExceededError,
+  DomainError,
+  ServiceUnavailableError,
+} from '../domain/errors';
+import { emptyTransactionStats, type TransactionStats } from './transaction-stats';
+
+/** Retry and timeout settings; see the TX_* variables in `config.ts`. */
+export interface TransactionSettings {
+  maxAttempts: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  /** Ceiling on lock_timeout and statement_timeout, whatever the budget. */
+  timeoutCeilingMs: number;
+}
+
+export interface UnitOfWorkOptions {
+  /** Defaults to READ COMMITTED: writers serialize on explicit row locks instead. */
+  isolationLevel?: IsolationLevel;
+  readOnly?: boolean;
+}
+
+/** Work run inside one transaction attempt, on an EntityManager of its own. */
+export type UnitOfWork<T> = (em: EntityManager, attempt: number) => Promise<T>;
+
+/**
+ * Why an attempt failed in a way that a fresh attempt can fix, or undefined.
+ * Keys are the labels used in stats and metrics.
+ */
+export function retryReasonOf(error: unknown): string | undefined {
+  if (error instanceof OptimisticLockError) return 'optimistic_lock';
+  switch ((error as { code?: unknown } | null)?.code) {
+    case '40001':
+      return 'serialization_failure';
+    case '40P01':
+      return 'deadlock_detected';
+    case '55P03':
+      return 'lock_not_available';
+    default:
+      return undefined;
+  }
+}
+
+const QUERY_CANCELED = '57014';
+/** Errors that mean the database itself is unreachable, not that the work is wrong. */
+const CONNECTION_FAILURES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P03', '08006', '08001']);
+
+/**
+ * Runs units of work: each attempt on a fresh EntityManager fork, in its own
+ * transaction, with SQL timeouts derived from the caller's budget. Retryable
+ * failures (serialization, deadlock, lock timeout, stale version) are retried
+ * with exponential backoff and full jitter while attempts and budget remain.
+ * Every attempt either commits or rolls back before the next begins, so no
+ * transaction or pooled connection outlives a call.
+ */
+export class TransactionRunner {
+  private readonly counters = emptyTransactionStats();
+
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly settings: TransactionSettings,
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  /** Runs `work` until it commits, fails for good, or the budget is spent. */
+  async run<T>(budget: CallBudget, work: UnitOfWork<T>, options: UnitOfWorkOptions = {}): Promise<T> {
+    const startedAt = performance.now();
+    this.counters.started++;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        this.assertTimeLeft(budget);
+        try {
+          const result = await this.attempt(budget, work, attempt, options);
+          this.counters.committed++;
+          return result;
+        } catch (error) {
+          this.counters.rolledBack++;
+          const reason = retryReasonOf(error);
+          if (reason === undefined) throw this.translate(error, budget);
+          const delay = this.backoff(attempt);
+          if (attempt >= this.settings.maxAttempts) {
+            this.counters.exhausted++;
+            throw new ConcurrencyConflictError(
+              'CONCURRENCY_CONFLICT',
+              `gave up after ${attempt} attempts that each lost to a concurrent writer (${reason}); retry the call`,
+              delay,
+              { cause: error },
+            );
+          }
+          if (remainingMs(budget) <= delay) {
+            throw this.outOfTime(`the call ran out of time after ${attempt} attempt(s) (${reason})`, error);
+          }
+          this.counters.retries[reason] = (this.counters.retries[reason] ?? 0) + 1;
+          await sleep(delay, undefined, { signal: budget.signal }).catch(() => {
+            throw this.abortedError(budget);
+          });
+        }
+      }
+    } finally {
+      const elapsed = performance.now() - startedAt;
+      const d = this.counters.durationMs;
+      d.count++;
+      d.total += elapsed;
+      d.max = Math.max(d.max, elapsed);
+    }
+  }
+
+  /**
+   * Runs `work` on a savepoint of the transaction that `em` is in. If it fails,
+   * only its own changes are undone and the error is rethrown for the caller to
+   * handle; the outer transaction can still commit.
+   */
+  async savepoint<T>(em: EntityManager, work: (em: EntityManager) => Promise<T>): Promise<T> {
+    if (!em.isInTransaction()) throw new Error('savepoint() needs an open transaction');
+    return em.transactional(work);
+  }
+
+  /** A snapshot of the counters. */
+  stats(): TransactionStats {
+    return structuredClone(this.counters);
+  }
+
+  private async attempt<T>(
+    budget: CallBudget,
+    work: UnitOfWork<T>,
+    attempt: number,
+    options: UnitOfWorkOptions,
+  ): Promise<T> {
+    const em = this.orm.em.fork({ clear: true, useContext: false });
+    await em.begin({
+      isolationLevel: options.isolationLevel ?? IsolationLevel.READ_COMMITTED,
+      readOnly: options.readOnly ?? false,
+    });
+    let open = true;
+    try {
+      const timeout = Math.max(1, Math.min(remainingMs(budget), this.settings.timeoutCeilingMs));
+      await em.execute(
+        `select set_config('lock_timeout', ?, true), set_config('statement_timeout', ?, true)`,
+        [`${timeout}ms`, `${timeout}ms`],
+      );
+      const result = await work(em, attempt);
+      await em.flush();
+      // The last moment to refuse: after this, the caller may be told of a
+      // failure that nonetheless committed, or a lost lock may no longer protect us.
+      if (budget.signal.aborted) throw this.abortedError(budget);
+      if (remainingMs(budget) <= 0) throw this.outOfTime('the call ran out of time before commit');
+      open = false;
+      await em.commit();
+      return result;
+    } finally {
+      if (open) {
+        await em.rollback().catch(() => {
+          // The connection is broken; the pool discards it and PostgreSQL
+          // rolls the transaction back when the session ends.
+        });
+      }
+    }
+  }
+
+  private assertTimeLeft(budget: CallBudget): void {
+    if (budget.signal.aborted) throw this.abortedError(budget);
+    if (remainingMs(budget) <= 0) throw this.outOfTime('the call ran out of time');
+  }
+
+  private translate(error: unknown, budget: CallBudget): unknown {
+    if (error instanceof DomainError) return error;
+    const code = (error as { code?: unknown } | null)?.code;
+    if (code === QUERY_CANCELED) {
+      return this.outOfTime('a statement ran past the call budget', error);
+    }
+    if (typeof code === 'string' && CONNECTION_FAILURES.has(code)) {
+      return new ServiceUnavailableError('DATABASE_UNAVAILABLE', 'the database is unreachable', 1000, {
+        cause: error,
+      });
+    }
+    if (budget.signal.aborted) return this.abortedError(budget);
+    return error;
+  }
+
+  private outOfTime(message: string, cause?: unknown): DeadlineExceededError {
+    this.counters.deadlineExceeded++;
+    return new DeadlineExceededError(message, {}, { cause });
+  }
+
+  /** Why the budget's signal fired: the lock layer aborts with a domain error of its own. */
+  private abortedError(budget: CallBudget): Error {
+    const reason: unknown = budget.signal.reason;
+    if (reason instanceof DomainError) return reason;
+    return new ConcurrencyConflictError('CONCURRENCY_CONFLICT', 'the call was abandoned', 0, {
+      cause: reason,
+    });
+  }
+
+  /** Exponential backoff with full jitter: uniform in [0, min(max, base·2^(attempt-1))]. */
+  private backoff(attempt: number): number {
+    const cap = Math.min(this.settings.backoffMaxMs, this.settings.backoffBaseMs * 2 ** (attempt - 1));
+    return Math.round(this.random() * cap);
+  }
+}
