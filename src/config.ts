@@ -24,6 +24,8 @@ const EnvSchema = z.object({
   EMBEDDED_PG_PORT: int(1, 65535).default(54329),
   /** Seed the demo program into an empty database. Defaults to on for the embedded database only. */
   SEED_DEMO: bool.optional(),
+  /** Apply pending migrations at start-up. Defaults to off in production, where a Job runs them. */
+  DB_MIGRATE_ON_START: bool.optional(),
   TX_MAX_ATTEMPTS: int(1, 20).default(6),
   TX_BACKOFF_BASE_MS: int(1, 10_000).default(5),
   TX_BACKOFF_MAX_MS: int(1, 60_000).default(250),
@@ -53,6 +55,7 @@ export interface Config {
     embeddedDir: string;
     embeddedPort: number;
     seedDemo: boolean;
+    migrateOnStart: boolean;
   };
   transactions: {
     maxAttempts: number;
@@ -117,6 +120,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       embeddedDir: e.EMBEDDED_PG_DIR,
       embeddedPort: e.EMBEDDED_PG_PORT,
       seedDemo: e.SEED_DEMO ?? e.DATABASE_URL === undefined,
+      migrateOnStart: e.DB_MIGRATE_ON_START ?? e.NODE_ENV !== 'production',
     },
     transactions: {
       maxAttempts: e.TX_MAX_ATTEMPTS,

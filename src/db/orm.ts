@@ -22,6 +22,8 @@ export function ormOptions(options: OrmOptions): Options {
       transactional: true,
       allOrNothing: true,
       snapshot: false,
+      // migrateToLatest() reports what it applied through our own logger.
+      silent: true,
     },
     pool: { min: 0, max: options.poolMax, idleTimeoutMillis: 30_000 },
     // The request scope is explicit: every unit of work forks its own EntityManager.

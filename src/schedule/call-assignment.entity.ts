@@ -1,4 +1,4 @@
-import { EntitySchema, type Ref } from '@mikro-orm/core';
+import { EntitySchema, type Opt, type Ref } from '@mikro-orm/core';
 import type { Person } from './person.entity';
 
 export const CALL_TYPES = ['overnight', 'weekend', 'backup'] as const;
@@ -11,7 +11,7 @@ export class CallAssignment {
   date!: string;
   person!: Ref<Person>;
   callType!: CallType;
-  version!: number;
+  version!: Opt<number>;
 }
 
 export const CallAssignmentSchema = new EntitySchema<CallAssignment>({

@@ -1,4 +1,4 @@
-import { EntitySchema, type Ref } from '@mikro-orm/core';
+import { EntitySchema, type Opt, type Ref } from '@mikro-orm/core';
 import type { Person } from './person.entity';
 
 /**
@@ -15,7 +15,7 @@ export class FacultyWeek {
   weekStart!: string;
   /** Highest lock fencing token that wrote this week; null before any fenced write. */
   fencingToken!: string | null;
-  version!: number;
+  version!: Opt<number>;
 }
 
 export const FacultyWeekSchema = new EntitySchema<FacultyWeek>({

@@ -1,4 +1,4 @@
-import { EntitySchema } from '@mikro-orm/core';
+import { EntitySchema, type Opt } from '@mikro-orm/core';
 
 export const PERSON_KINDS = ['faculty', 'resident'] as const;
 export type PersonKind = (typeof PERSON_KINDS)[number];
@@ -23,7 +23,7 @@ export class Person {
   pgyLevel!: number | null;
   /** Null for residents. */
   facultyRole!: FacultyRole | null;
-  version!: number;
+  version!: Opt<number>;
 }
 
 export const PersonSchema = new EntitySchema<Person>({

@@ -1,4 +1,4 @@
-import { EntitySchema } from '@mikro-orm/core';
+import { EntitySchema, type Opt } from '@mikro-orm/core';
 
 export const SWAP_TYPES = ['ONE_TO_ONE', 'ABSORB'] as const;
 export type SwapKind = (typeof SWAP_TYPES)[number];
@@ -60,7 +60,7 @@ export class SwapRecord {
   warnings!: RecordedViolation[];
   /** Fencing token of the distributed lock the swap executed under, if any. */
   fencingToken!: string | null;
-  version!: number;
+  version!: Opt<number>;
 }
 
 export const SwapRecordSchema = new EntitySchema<SwapRecord>({

@@ -1,6 +1,5 @@
 import pg from 'pg';
 
-export const TEMPLATE_DATABASE = 'swap_test_template';
 
 export function withDatabase(url: string, database: string): string {
   const parsed = new URL(url);

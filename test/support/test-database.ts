@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
-import { TEMPLATE_DATABASE, adminClient, withDatabase } from './database-admin';
+import { adminClient, withDatabase } from './database-admin';
 
 /** A migrated database of one test file's own, cloned from the template. */
 export interface TestDatabase {
@@ -11,10 +11,11 @@ export interface TestDatabase {
 
 export async function createTestDatabase(): Promise<TestDatabase> {
   const adminUrl = inject('databaseAdminUrl');
+  const template = inject('templateDatabase');
   const name = `swap_test_${randomBytes(5).toString('hex')}`;
   const admin = await adminClient(adminUrl);
   try {
-    await admin.query(`create database "${name}" template "${TEMPLATE_DATABASE}"`);
+    await admin.query(`create database "${name}" template "${template}"`);
   } finally {
     await admin.end();
   }

@@ -1,0 +1,82 @@
+import path from 'node:path';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import type { Logger } from 'pino';
+import { SwapServiceService, type SwapServiceServer } from '../generated/swap/v1/swap';
+
+/** Fully qualified names of the services we serve; health reports each. */
+export const SWAP_SERVICE_NAME = 'swap.v1.SwapService';
+
+// src/grpc and dist/grpc sit at the same depth, so this finds the contract from both.
+const PROTO_ROOT = path.resolve(__dirname, '../../proto');
+
+export interface GrpcServerOptions {
+  host: string;
+  port: number;
+  reflection: boolean;
+  maxConnectionAgeMs: number;
+}
+
+/**
+ * The gRPC server: our services plus grpc.health.v1 and (optionally) server
+ * reflection. It owns the health status, so shutdown can take the process out
+ * of rotation before it stops taking calls.
+ */
+export class GrpcServer {
+  private readonly server: Server;
+  private readonly health = new HealthImplementation({ '': 'SERVING', [SWAP_SERVICE_NAME]: 'SERVING' });
+  private boundPort: number | undefined;
+
+  constructor(
+    private readonly options: GrpcServerOptions,
+    handlers: { swaps: SwapServiceServer },
+    private readonly log: Logger,
+  ) {
+    this.server = new Server({
+      // Connections are recycled so that clients spread onto replicas added by scaling.
+      ...(options.maxConnectionAgeMs > 0 && {
+        'grpc.max_connection_age_ms': options.maxConnectionAgeMs,
+        'grpc.max_connection_age_grace_ms': 30_000,
+      }),
+    });
+    this.server.addService(SwapServiceService, handlers.swaps);
+    this.health.addToServer(this.server);
+    if (options.reflection) {
+      const definition = loadSync(path.join(PROTO_ROOT, 'swap/v1/swap.proto'), { includeDirs: [PROTO_ROOT] });
+      new ReflectionService(definition).addToServer(this.server);
+    }
+  }
+
+  /** Binds and starts serving; resolves to the bound port (useful with port 0). */
+  async start(): Promise<number> {
+    const address = `${this.options.host}:${this.options.port}`;
+    this.boundPort = await new Promise<number>((resolve, reject) => {
+      this.server.bindAsync(address, ServerCredentials.createInsecure(), (error, port) =>
+        error ? reject(error) : resolve(port),
+      );
+    });
+    return this.boundPort;
+  }
+
+  /**
+   * Reports NOT_SERVING, stops accepting calls and lets in-flight calls finish
+   * for up to `graceMs`; whatever is still running then is cancelled.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    this.health.setStatus('', 'NOT_SERVING');
+    this.health.setStatus(SWAP_SERVICE_NAME, 'NOT_SERVING');
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        this.log.warn({ graceMs }, 'grace period over; cancelling the calls still running');
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+  }
+}

@@ -1,0 +1,145 @@
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import { type Config, ConfigError, loadConfig } from './config';
+import { isDatabaseEmpty, seedDemoProgram } from './db/demo-seed';
+import { type EmbeddedDatabase, startEmbeddedDatabase } from './db/embedded-database';
+import { migrateToLatest } from './db/migrate';
+import { createOrm } from './db/orm';
+import { TransactionRunner } from './db/transaction-runner';
+import { isoDateOf } from './domain/calendar';
+import { type Clock, systemClock } from './domain/clock';
+import { GrpcServer } from './grpc/server';
+import { swapServiceHandlers } from './grpc/swap-service';
+import { createLogger } from './logger';
+import { SwapExecutor } from './swaps/swap-executor';
+import { SwapQueries } from './swaps/swap-queries';
+import { SwapRollback } from './swaps/swap-rollback';
+
+/** What tests and benchmarks may replace when they build the service in-process. */
+export interface ServiceOverrides {
+  clock?: Clock;
+  log?: Logger;
+}
+
+/** A started service; `stop()` drains it and releases everything it holds. */
+export interface RunningService {
+  port: number;
+  orm: MikroORM;
+  transactions: TransactionRunner;
+  stop(): Promise<void>;
+}
+
+/**
+ * The composition root: builds every object of the service from `config`, in
+ * dependency order, and starts serving. Nothing else creates connections.
+ */
+export async function startService(config: Config, overrides: ServiceOverrides = {}): Promise<RunningService> {
+  const log = overrides.log ?? createLogger(config.logLevel);
+  const clock = overrides.clock ?? systemClock;
+  let embedded: EmbeddedDatabase | undefined;
+  let orm: MikroORM | undefined;
+  try {
+    let databaseUrl = config.database.url;
+    if (!databaseUrl) {
+      embedded = await startEmbeddedDatabase({
+        dataDir: config.database.embeddedDir,
+        port: config.database.embeddedPort,
+        database: 'swap',
+        log: (message) => log.info(message),
+      });
+      databaseUrl = embedded.url;
+      log.info({ dataDir: config.database.embeddedDir, port: config.database.embeddedPort }, 'no DATABASE_URL: using the embedded PostgreSQL');
+    }
+    orm = await createOrm({ clientUrl: databaseUrl, poolMax: config.database.poolMax });
+    if (config.database.migrateOnStart) {
+      const applied = await migrateToLatest(orm);
+      if (applied.length > 0) log.info({ applied }, 'applied migrations');
+    }
+    if (config.database.seedDemo && (await isDatabaseEmpty(orm.em.fork()))) {
+      const summary = await seedDemoProgram(orm.em.fork(), { today: isoDateOf(clock.now()) });
+      log.info({ ...summary }, 'seeded the demo program into the empty database');
+    }
+
+    const transactions = new TransactionRunner(orm, config.transactions);
+    const swaps = {
+      executor: new SwapExecutor(transactions, clock, config.swaps),
+      rollback: new SwapRollback(transactions, clock, config.swaps),
+      queries: new SwapQueries(transactions),
+    };
+    const handlerDeps = { log, defaultDeadlineMs: config.transactions.defaultDeadlineMs };
+    const server = new GrpcServer(config.grpc, { swaps: swapServiceHandlers(swaps, handlerDeps) }, log);
+    const port = await server.start();
+    log.info({ host: config.grpc.host, port }, 'serving gRPC');
+
+    const openOrm = orm;
+    let stopping: Promise<void> | undefined;
+    return {
+      port,
+      orm: openOrm,
+      transactions,
+      stop: () =>
+        (stopping ??= (async () => {
+          await server.shutdown(config.grpc.shutdownGraceMs);
+          await openOrm.close();
+          await embedded?.stop();
+          log.info('stopped');
+        })()),
+    };
+  } catch (error) {
+    await orm?.close().catch(() => undefined);
+    await embedded?.stop().catch(() => undefined);
+    throw error;
+  }
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const log = createLogger(config.logLevel);
+  const service = await startService(config, { log });
+  if (!config.database.url) printQuickStart(service.port, config.database.embeddedPort);
+
+  const stop = (signal: string) => {
+    log.info({ signal }, 'shutting down');
+    service.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+function printQuickStart(port: number, databasePort: number): void {
+  const target = `localhost:${port}`;
+  process.stderr.write(
+    [
+      '',
+      `swap-service is listening on ${target} (demo program seeded in the embedded PostgreSQL).`,
+      'Try it with grpcurl (server reflection is on):',
+      `  grpcurl -plaintext ${target} list`,
+      `  grpcurl -plaintext -d '{"page_size": 5}' ${target} swap.v1.SwapService/ListSwaps`,
+      `  grpcurl -plaintext -d '{"source_faculty_id": "<uuid>", "source_week": "<monday>", "target_faculty_id": "<uuid>", "target_week": "<monday>", "swap_type": "SWAP_TYPE_ONE_TO_ONE", "reason": "demo", "request_id": "'$(uuidgen)'"}' ${target} swap.v1.SwapService/ValidateSwap`,
+      'Faculty ids: psql postgresql://postgres:postgres@127.0.0.1:${databasePort}/swap -c "select id, name, faculty_role from person where kind = \'faculty\'"',
+      '',
+    ].join('\n'),
+  );
+}
+
+if (require.main === module) {
+  main().catch((error: unknown) => {
+    console.error('swap-service failed to start:', error);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,101 @@
+import { createHash } from 'node:crypto';
+import type { FilterQuery } from '@mikro-orm/core';
+import type { CallBudget } from '../domain/call-budget';
+import { InvalidArgumentError, NotFoundError } from '../domain/errors';
+import type { TransactionRunner } from '../db/transaction-runner';
+import { SwapRecord, type SwapStatusName } from './swap-record.entity';
+
+export interface SwapFilter {
+  facultyId?: string | undefined;
+  weekFrom?: string | undefined;
+  weekTo?: string | undefined;
+  status?: SwapStatusName | undefined;
+}
+
+export interface SwapPage {
+  swaps: SwapRecord[];
+  /** Empty when this is the last page. */
+  nextPageToken: string;
+}
+
+interface Cursor {
+  /** requestedAt of the last swap returned, ISO. */
+  at: string;
+  id: string;
+  /** Fingerprint of the filter the token was issued for. */
+  f: string;
+}
+
+/** Reads swap records: one by id, or a filtered page, newest first. */
+export class SwapQueries {
+  constructor(private readonly transactions: TransactionRunner) {}
+
+  async get(swapId: string, budget: CallBudget): Promise<SwapRecord> {
+    const record = await this.transactions.run(budget, (em) => em.findOne(SwapRecord, swapId), { readOnly: true });
+    if (!record) throw new NotFoundError('SWAP_NOT_FOUND', `no swap with id ${swapId}`, { swap_id: swapId });
+    return record;
+  }
+
+  /**
+   * Keyset pagination on (requestedAt, id) descending: pages stay stable while
+   * new swaps arrive, and a token only works with the filter it was made for.
+   */
+  async list(filter: SwapFilter, pageSize: number, pageToken: string, budget: CallBudget): Promise<SwapPage> {
+    const fingerprint = filterFingerprint(filter);
+    const cursor = pageToken ? decodeCursor(pageToken, fingerprint) : undefined;
+    const where: FilterQuery<SwapRecord>[] = [];
+    if (filter.facultyId) {
+      where.push({ $or: [{ sourceFacultyId: filter.facultyId }, { targetFacultyId: filter.facultyId }] });
+    }
+    if (filter.weekFrom || filter.weekTo) {
+      const range = { ...(filter.weekFrom && { $gte: filter.weekFrom }), ...(filter.weekTo && { $lte: filter.weekTo }) };
+      where.push({ $or: [{ sourceWeek: range }, { targetWeek: range }] });
+    }
+    if (filter.status) where.push({ status: filter.status });
+    if (cursor) {
+      const at = new Date(cursor.at);
+      where.push({ $or: [{ requestedAt: { $lt: at } }, { requestedAt: at, id: { $lt: cursor.id } }] });
+    }
+    const rows = await this.transactions.run(
+      budget,
+      (em) =>
+        em.find(SwapRecord, where.length ? { $and: where } : {}, {
+          orderBy: [{ requestedAt: 'desc' }, { id: 'desc' }],
+          limit: pageSize + 1,
+        }),
+      { readOnly: true },
+    );
+    const swaps = rows.slice(0, pageSize);
+    const last = swaps[swaps.length - 1];
+    const nextPageToken =
+      rows.length > pageSize && last
+        ? encodeCursor({ at: last.requestedAt.toISOString(), id: last.id, f: fingerprint })
+        : '';
+    return { swaps, nextPageToken };
+  }
+}
+
+function filterFingerprint(filter: SwapFilter): string {
+  const canonical = JSON.stringify([filter.facultyId ?? '', filter.weekFrom ?? '', filter.weekTo ?? '', filter.status ?? '']);
+  return createHash('sha256').update(canonical).digest('base64url').slice(0, 12);
+}
+
+function encodeCursor(cursor: Cursor): string {
+  return Buffer.from(JSON.stringify(cursor)).toString('base64url');
+}
+
+function decodeCursor(token: string, fingerprint: string): Cursor {
+  let cursor: Partial<Cursor>;
+  try {
+    cursor = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Partial<Cursor>;
+  } catch {
+    throw new InvalidArgumentError('page_token', 'is not a token this service issued', 'INVALID_PAGE_TOKEN');
+  }
+  if (typeof cursor.at !== 'string' || typeof cursor.id !== 'string' || Number.isNaN(Date.parse(cursor.at))) {
+    throw new InvalidArgumentError('page_token', 'is not a token this service issued', 'INVALID_PAGE_TOKEN');
+  }
+  if (cursor.f !== fingerprint) {
+    throw new InvalidArgumentError('page_token', 'was issued for a different filter; send the same filter with it', 'INVALID_PAGE_TOKEN');
+  }
+  return cursor as Cursor;
+}

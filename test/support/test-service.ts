@@ -1,0 +1,116 @@
+import { type CallOptions as GrpcCallOptions, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import pino from 'pino';
+import { loadConfig } from '../../src/config';
+import {
+  ExecuteSwapRequest,
+  GetSwapRequest,
+  ListSwapsRequest,
+  RollbackSwapRequest,
+  SwapServiceClient,
+  ValidateSwapRequest,
+} from '../../src/generated/swap/v1/swap';
+import { ErrorInfo, PreconditionFailure, BadRequest } from '../../src/generated/google/rpc/error_details';
+import { Status } from '../../src/generated/google/rpc/status';
+import { type RunningService, startService } from '../../src/main';
+import { TestClock } from './test-clock';
+import { createTestDatabase, type TestDatabase } from './test-database';
+
+/** A real service on 127.0.0.1:0 over a database of its own, and a real client. */
+export interface TestService {
+  service: RunningService;
+  client: SwapServiceClient;
+  api: SwapApi;
+  db: TestDatabase;
+  clock: TestClock;
+  close(): Promise<void>;
+}
+
+/** The test calendar: "today" is a Monday, and weeks after it are open to swaps. */
+export const TODAY = '2030-01-07';
+
+export async function startTestService(env: Record<string, string> = {}): Promise<TestService> {
+  const logLevel = process.env.TEST_LOG_LEVEL ?? 'silent';
+  const db = await createTestDatabase();
+  const clock = new TestClock(new Date(`${TODAY}T12:00:00Z`));
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: db.url,
+    GRPC_HOST: '127.0.0.1',
+    GRPC_PORT: '0',
+    LOG_LEVEL: 'silent',
+    DB_POOL_MAX: '10',
+    ...env,
+  });
+  const service = await startService(config, { clock, log: pino({ level: logLevel }) });
+  const client = new SwapServiceClient(`127.0.0.1:${service.port}`, credentials.createInsecure());
+  return {
+    service,
+    client,
+    api: swapApi(client),
+    db,
+    clock,
+    close: async () => {
+      client.close();
+      await service.stop();
+      await db.drop();
+    },
+  };
+}
+
+export interface CallOptions {
+  deadline?: Date;
+  metadata?: Metadata;
+}
+
+type UnaryMethod<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: Partial<GrpcCallOptions>,
+  callback: (error: ServiceError | null, response: Res) => void,
+) => unknown;
+
+function promised<Req, Res>(client: SwapServiceClient, method: UnaryMethod<Req, Res>, fill: (partial: Partial<Req>) => Req) {
+  return (request: Partial<Req>, options: CallOptions = {}): Promise<Res> =>
+    new Promise((resolve, reject) => {
+      const deadline = options.deadline ?? new Date(Date.now() + 30_000);
+      method.call(client, fill(request), options.metadata ?? new Metadata(), { deadline }, (error, response) =>
+        error ? reject(error) : resolve(response),
+      );
+    });
+}
+
+/** The SwapService client with promises; every call has a deadline. */
+export function swapApi(client: SwapServiceClient) {
+  return {
+    executeSwap: promised(client, client.executeSwap, ExecuteSwapRequest.fromPartial),
+    validateSwap: promised(client, client.validateSwap, ValidateSwapRequest.fromPartial),
+    rollbackSwap: promised(client, client.rollbackSwap, RollbackSwapRequest.fromPartial),
+    getSwap: promised(client, client.getSwap, GetSwapRequest.fromPartial),
+    listSwaps: promised(client, client.listSwaps, ListSwapsRequest.fromPartial),
+  };
+}
+export type SwapApi = ReturnType<typeof swapApi>;
+
+/** The reason code, violations and field violations carried in a status's details. */
+export function errorDetails(error: ServiceError): {
+  reason: string;
+  violations: string[];
+  fields: string[];
+} {
+  const raw = error.metadata.get('grpc-status-details-bin')[0];
+  if (!Buffer.isBuffer(raw)) return { reason: '', violations: [], fields: [] };
+  const status = Status.decode(raw);
+  let reason = '';
+  const violations: string[] = [];
+  const fields: string[] = [];
+  for (const any of status.details) {
+    if (any.typeUrl.endsWith('google.rpc.ErrorInfo')) reason = ErrorInfo.decode(any.value).reason;
+    if (any.typeUrl.endsWith('google.rpc.PreconditionFailure')) {
+      violations.push(...PreconditionFailure.decode(any.value).violations.map((v) => v.type));
+    }
+    if (any.typeUrl.endsWith('google.rpc.BadRequest')) {
+      fields.push(...BadRequest.decode(any.value).fieldViolations.map((v) => v.field));
+    }
+  }
+  return { reason, violations, fields };
+}
