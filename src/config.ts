@@ -33,7 +33,11 @@ const EnvSchema = z.object({
   TX_TIMEOUT_CEILING_MS: int(100, 600_000).default(10_000),
   /** Budget of a call that arrives without a gRPC deadline. */
   DEFAULT_DEADLINE_MS: int(100, 600_000).default(15_000),
-  ROLLBACK_WINDOW_HOURS: z.coerce.number().positive().max(24 * 365).default(24),
+  ROLLBACK_WINDOW_HOURS: z.coerce
+    .number()
+    .positive()
+    .max(24 * 365)
+    .default(24),
   SHORT_NOTICE_DAYS: int(0, 365).default(14),
 });
 

@@ -33,7 +33,10 @@ export interface RunningService {
  * The composition root: builds every object of the service from `config`, in
  * dependency order, and starts serving. Nothing else creates connections.
  */
-export async function startService(config: Config, overrides: ServiceOverrides = {}): Promise<RunningService> {
+export async function startService(
+  config: Config,
+  overrides: ServiceOverrides = {},
+): Promise<RunningService> {
   const log = overrides.log ?? createLogger(config.logLevel);
   const clock = overrides.clock ?? systemClock;
   let embedded: EmbeddedDatabase | undefined;
@@ -48,7 +51,10 @@ export async function startService(config: Config, overrides: ServiceOverrides =
         log: (message) => log.info(message),
       });
       databaseUrl = embedded.url;
-      log.info({ dataDir: config.database.embeddedDir, port: config.database.embeddedPort }, 'no DATABASE_URL: using the embedded PostgreSQL');
+      log.info(
+        { dataDir: config.database.embeddedDir, port: config.database.embeddedPort },
+        'no DATABASE_URL: using the embedded PostgreSQL',
+      );
     }
     orm = await createOrm({ clientUrl: databaseUrl, poolMax: config.database.poolMax });
     if (config.database.migrateOnStart) {
@@ -67,7 +73,11 @@ export async function startService(config: Config, overrides: ServiceOverrides =
       queries: new SwapQueries(transactions),
     };
     const handlerDeps = { log, defaultDeadlineMs: config.transactions.defaultDeadlineMs };
-    const server = new GrpcServer(config.grpc, { swaps: swapServiceHandlers(swaps, handlerDeps) }, log);
+    const server = new GrpcServer(
+      config.grpc,
+      { swaps: swapServiceHandlers(swaps, handlerDeps) },
+      log,
+    );
     const port = await server.start();
     log.info({ host: config.grpc.host, port }, 'serving gRPC');
 
@@ -123,15 +133,25 @@ async function main(): Promise<void> {
 
 function printQuickStart(port: number, databasePort: number): void {
   const target = `localhost:${port}`;
+  const swap = JSON.stringify({
+    source_faculty_id: '<faculty uuid>',
+    source_week: '<a Monday, YYYY-MM-DD>',
+    target_faculty_id: '<faculty uuid>',
+    target_week: '<a Monday>',
+    swap_type: 'SWAP_TYPE_ONE_TO_ONE',
+    reason: 'demo',
+    request_id: '<a fresh uuid>',
+  });
   process.stderr.write(
     [
       '',
-      `swap-service is listening on ${target} (demo program seeded in the embedded PostgreSQL).`,
+      `swap-service is listening on ${target}, over the embedded PostgreSQL with the demo program.`,
       'Try it with grpcurl (server reflection is on):',
       `  grpcurl -plaintext ${target} list`,
       `  grpcurl -plaintext -d '{"page_size": 5}' ${target} swap.v1.SwapService/ListSwaps`,
-      `  grpcurl -plaintext -d '{"source_faculty_id": "<uuid>", "source_week": "<monday>", "target_faculty_id": "<uuid>", "target_week": "<monday>", "swap_type": "SWAP_TYPE_ONE_TO_ONE", "reason": "demo", "request_id": "'$(uuidgen)'"}' ${target} swap.v1.SwapService/ValidateSwap`,
-      'Faculty ids: psql postgresql://postgres:postgres@127.0.0.1:${databasePort}/swap -c "select id, name, faculty_role from person where kind = \'faculty\'"',
+      `  grpcurl -plaintext -d '${swap}' ${target} swap.v1.SwapService/ValidateSwap`,
+      'Faculty and their FMIT weeks:',
+      `  psql postgresql://postgres:postgres@127.0.0.1:${databasePort}/swap -c "select p.id, p.name, p.faculty_role, min(b.date) as fmit_week from person p join assignment a on a.person_id = p.id join block b on b.id = a.block_id where a.rotation = 'FMIT' and p.kind = 'faculty' and b.date >= current_date group by 1, 2, 3, date_trunc('week', b.date) order by 4 limit 12"`,
       '',
     ].join('\n'),
   );

@@ -42,17 +42,30 @@ describe('ExecuteSwap and RollbackSwap', () => {
     expect(swap?.status).toBe(SwapStatus.SWAP_STATUS_EXECUTED);
     expect(swap?.movedAssignments).toHaveLength(28);
     expect(swap?.movedCalls).toHaveLength(3);
-    const moved = await fx.db.query(`select count(*)::int as n from assignment where person_id = $1`, [b]);
-    expect(moved.rows[0].n).toBe(14);
+    const moved = await fx.db.query<{ n: number }>(
+      `select count(*)::int as n from assignment where person_id = $1`,
+      [b],
+    );
+    expect(moved.rows[0]?.n).toBe(14);
 
-    const { swap: rolledBack } = await ts.api.rollbackSwap({ swapId: swap!.id, reason: 'changed plans', requestId: randomUUID() });
+    const { swap: rolledBack } = await ts.api.rollbackSwap({
+      swapId: swap!.id,
+      reason: 'changed plans',
+      requestId: randomUUID(),
+    });
     expect(rolledBack?.status).toBe(SwapStatus.SWAP_STATUS_ROLLED_BACK);
     expect(await fx.snapshot()).toEqual(before);
   });
 
   it('rejects a malformed week with INVALID_ARGUMENT naming the field', async () => {
     const error = (await ts.api
-      .executeSwap({ sourceFacultyId: randomUUID(), sourceWeek: '2030-02-05', targetFacultyId: randomUUID(), swapType: SwapType.SWAP_TYPE_ABSORB, requestId: randomUUID() })
+      .executeSwap({
+        sourceFacultyId: randomUUID(),
+        sourceWeek: '2030-02-05',
+        targetFacultyId: randomUUID(),
+        swapType: SwapType.SWAP_TYPE_ABSORB,
+        requestId: randomUUID(),
+      })
       .catch((e: unknown) => e)) as ServiceError;
     expect(error.code).toBe(status.INVALID_ARGUMENT);
     expect(error.details).toContain('source_week');

@@ -3,9 +3,13 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { IsolationLevel, LockMode, OptimisticLockError } from '@mikro-orm/core';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { createOrm } from '../src/db/orm';
-import { TransactionRunner, retryReasonOf, type TransactionSettings } from '../src/db/transaction-runner';
+import {
+  TransactionRunner,
+  retryReasonOf,
+  type TransactionSettings,
+} from '../src/db/transaction-runner';
 import { budgetOf } from '../src/domain/call-budget';
 import {
   ConcurrencyConflictError,
@@ -64,12 +68,21 @@ function runnerWith(overrides: Partial<TransactionSettings> = {}): TransactionRu
 }
 
 function newFaculty(em: EntityManager, name: string): Person {
-  return em.create(Person, { id: randomUUID(), name, kind: 'faculty', pgyLevel: null, facultyRole: 'core' });
+  return em.create(Person, {
+    id: randomUUID(),
+    name,
+    kind: 'faculty',
+    pgyLevel: null,
+    facultyRole: 'core',
+  });
 }
 
 async function insertRaw(em: EntityManager, name: string): Promise<string> {
   const id = randomUUID();
-  await em.execute(`insert into person (id, name, kind, faculty_role) values (?, ?, 'faculty', 'core')`, [id, name]);
+  await em.execute(
+    `insert into person (id, name, kind, faculty_role) values (?, ?, 'faculty', 'core')`,
+    [id, name],
+  );
   return id;
 }
 
@@ -78,19 +91,21 @@ async function personNames(): Promise<string[]> {
   return rows.map((r) => r.name);
 }
 
-/** A separate session that takes a row lock and keeps its transaction open until released. */
+/**
+ * A separate session that takes a row lock and keeps its transaction open until
+ * released. It is released when the test finishes in any case, even by timing
+ * out, so a runner that waits forever fails its test instead of hanging the file.
+ */
 async function holdRowLock(personId: string): Promise<{ pid: number; release(): Promise<void> }> {
   const holder = await connect(db.url);
   await holder.query('begin');
   await holder.query('select id from person where id = $1 for update', [personId]);
   const pid = await backendPid(holder);
-  return {
-    pid,
-    release: async () => {
-      await holder.query('rollback');
-      await holder.end();
-    },
-  };
+  let released: Promise<void> | undefined;
+  // Roll back before ending, so the session is idle, not mid-exit, when released.
+  const release = () => (released ??= holder.query('rollback').then(() => holder.end()));
+  onTestFinished(release);
+  return { pid, release };
 }
 
 /** The tarn pool behind knex, narrowed to the gauges we read. */
@@ -101,11 +116,13 @@ interface PoolGauges {
 }
 
 function poolGauges(): PoolGauges {
-  return orm.em.getConnection().getKnex().client.pool as PoolGauges;
+  return (orm.em.getConnection().getKnex().client as { pool: PoolGauges }).pool;
 }
 
 /** Sessions on the test database that are inside a transaction or running a statement. */
-async function busySessions(except: number[] = []): Promise<{ pid: number; state: string | null }[]> {
+async function busySessions(
+  except: number[] = [],
+): Promise<{ pid: number; state: string | null }[]> {
   const sessions = await sessionsOn(observer, db.name);
   return sessions
     .filter((s) => !except.includes(s.pid) && s.state !== 'idle')
@@ -148,7 +165,10 @@ describe('TransactionRunner against PostgreSQL', () => {
         await em.execute('select id from person where id = ? for update', [first]);
         await bothHoldTheirFirstLock.arrive();
         await em.execute('select id from person where id = ? for update', [second]);
-        await em.execute('update person set version = version + 1 where id in (?, ?)', [first, second]);
+        await em.execute('update person set version = version + 1 where id in (?, ?)', [
+          first,
+          second,
+        ]);
         return attempt;
       });
 
@@ -193,7 +213,9 @@ describe('TransactionRunner against PostgreSQL', () => {
     const outcomes = await Promise.all([takeCallIfFree(a), takeCallIfFree(b)]);
 
     expect(outcomes.sort()).toEqual(['already covered', 'took the call']);
-    const { rows } = await observer.query('select person_id from call_assignment where date = $1', [date]);
+    const { rows } = await observer.query('select person_id from call_assignment where date = $1', [
+      date,
+    ]);
     expect(rows).toHaveLength(1);
     expect(runner.stats().retries.serialization_failure).toBeGreaterThanOrEqual(1);
   });
@@ -233,21 +255,18 @@ describe('TransactionRunner against PostgreSQL', () => {
       const runner = runnerWith();
       const id = await insertFaculty(observer, 'Dr Locked');
       const holder = await holdRowLock(id);
-      try {
-        const run = runner.run(budgetOf(400), async (em) => {
-          await insertRaw(em, 'Dr Written Before Waiting');
-          em.persist(newFaculty(em, 'Dr Persisted Before Waiting'));
-          await em.flush();
-          await em.execute('select id from person where id = ? for update', [id]);
-        });
 
-        await expect(run).rejects.toBeInstanceOf(DeadlineExceededError);
-        expect(runner.stats().deadlineExceeded).toBe(1);
-        expect(await busySessions([holder.pid])).toEqual([]);
-        expect(await personNames()).toEqual(['Dr Locked']);
-      } finally {
-        await holder.release();
-      }
+      const run = runner.run(budgetOf(400), async (em) => {
+        await insertRaw(em, 'Dr Written Before Waiting');
+        em.persist(newFaculty(em, 'Dr Persisted Before Waiting'));
+        await em.flush();
+        await em.execute('select id from person where id = ? for update', [id]);
+      });
+
+      await expect(run).rejects.toBeInstanceOf(DeadlineExceededError);
+      expect(runner.stats().deadlineExceeded).toBe(1);
+      expect(await busySessions([holder.pid])).toEqual([]);
+      expect(await personNames()).toEqual(['Dr Locked']);
     },
   );
 
@@ -329,33 +348,42 @@ describe('TransactionRunner against PostgreSQL', () => {
     ]);
   });
 
-  it('returns every pooled connection and ends every transaction after failures of each kind', async () => {
-    const runner = runnerWith({ maxAttempts: 3 });
-    const id = await insertFaculty(observer, 'Dr Locked');
-    const holder = await holdRowLock(id);
-    const refusal = new PreconditionFailedError([{ reason: 'DOUBLE_BOOKING', message: 'taken', subject: 'x' }]);
+  it(
+    'returns every pooled connection and ends every transaction after failures of each kind',
+    { timeout: 30_000 },
+    async () => {
+      const runner = runnerWith({ maxAttempts: 3 });
+      const id = await insertFaculty(observer, 'Dr Locked');
+      const holder = await holdRowLock(id);
+      const refusal = new PreconditionFailedError([
+        { reason: 'DOUBLE_BOOKING', message: 'taken', subject: 'x' },
+      ]);
 
-    const failures = {
-      domainError: async (em: EntityManager) => {
-        await insertRaw(em, 'Dr Refused');
-        throw refusal;
-      },
-      retriesExhausted: async (em: EntityManager) => {
-        await insertRaw(em, 'Dr Never Locks');
-        await em.execute('select id from person where id = ? for update nowait', [id]);
-      },
-      deadlineExceeded: async (em: EntityManager) => {
-        await insertRaw(em, 'Dr Out Of Time');
-        await em.execute('select id from person where id = ? for update', [id]);
-      },
-      syntaxError: async (em: EntityManager) => {
-        await insertRaw(em, 'Dr Typo');
-        await em.execute('selec 1');
-      },
-    };
-    const budgets = { domainError: 5_000, retriesExhausted: 5_000, deadlineExceeded: 300, syntaxError: 5_000 };
+      const failures = {
+        domainError: async (em: EntityManager) => {
+          await insertRaw(em, 'Dr Refused');
+          throw refusal;
+        },
+        retriesExhausted: async (em: EntityManager) => {
+          await insertRaw(em, 'Dr Never Locks');
+          await em.execute('select id from person where id = ? for update nowait', [id]);
+        },
+        deadlineExceeded: async (em: EntityManager) => {
+          await insertRaw(em, 'Dr Out Of Time');
+          await em.execute('select id from person where id = ? for update', [id]);
+        },
+        syntaxError: async (em: EntityManager) => {
+          await insertRaw(em, 'Dr Typo');
+          await em.execute('selec 1');
+        },
+      };
+      const budgets = {
+        domainError: 5_000,
+        retriesExhausted: 5_000,
+        deadlineExceeded: 300,
+        syntaxError: 5_000,
+      };
 
-    try {
       for (let round = 0; round < 3; round++) {
         const outcomes = await Promise.allSettled(
           Object.entries(failures).map(([kind, work]) =>
@@ -370,29 +398,32 @@ describe('TransactionRunner against PostgreSQL', () => {
         expect(deadline).toBeInstanceOf(DeadlineExceededError);
         expect((syntax as { code?: string }).code).toBe('42601');
       }
-    } finally {
       await holder.release();
-    }
 
-    // Knex hands connections back a few microtasks after the rollback resolves.
-    await nextTurn();
-    const pool = poolGauges();
-    expect({
-      used: pool.numUsed(),
-      pendingAcquires: pool.numPendingAcquires(),
-      pendingCreates: pool.numPendingCreates(),
-    }).toEqual({ used: 0, pendingAcquires: 0, pendingCreates: 0 });
-    expect(await busySessions()).toEqual([]);
-    expect(await personNames()).toEqual(['Dr Locked']);
-    const stats = runner.stats();
-    expect(stats.committed).toBe(0);
-    expect(stats.exhausted).toBe(3);
-  });
+      // Knex hands connections back a few microtasks after the rollback resolves.
+      await nextTurn();
+      const pool = poolGauges();
+      expect({
+        used: pool.numUsed(),
+        pendingAcquires: pool.numPendingAcquires(),
+        pendingCreates: pool.numPendingCreates(),
+      }).toEqual({ used: 0, pendingAcquires: 0, pendingCreates: 0 });
+      expect(await busySessions()).toEqual([]);
+      expect(await personNames()).toEqual(['Dr Locked']);
+      const stats = runner.stats();
+      expect(stats.committed).toBe(0);
+      expect(stats.exhausted).toBe(3);
+    },
+  );
 
   it('rolls back and rethrows a domain error from the work unchanged, without retrying', async () => {
     const runner = runnerWith();
     const refusal = new PreconditionFailedError([
-      { reason: 'DOUBLE_BOOKING', message: 'already on call that night', subject: 'faculty/x/week/2027-01-04' },
+      {
+        reason: 'DOUBLE_BOOKING',
+        message: 'already on call that night',
+        subject: 'faculty/x/week/2027-01-04',
+      },
     ]);
     let attempts = 0;
 

@@ -55,7 +55,9 @@ export async function startEmbeddedDatabase(
   const admin = server.getPgClient('postgres', '127.0.0.1');
   await admin.connect();
   try {
-    const found = await admin.query('select 1 from pg_database where datname = $1', [options.database]);
+    const found = await admin.query('select 1 from pg_database where datname = $1', [
+      options.database,
+    ]);
     if (found.rowCount === 0) await admin.query(`create database "${options.database}"`);
   } finally {
     await admin.end();

@@ -48,7 +48,15 @@ export function retryReasonOf(error: unknown): string | undefined {
 
 const QUERY_CANCELED = '57014';
 /** Errors that mean the database itself is unreachable, not that the work is wrong. */
-const CONNECTION_FAILURES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P03', '08006', '08001']);
+const CONNECTION_FAILURES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  '57P01',
+  '57P03',
+  '08006',
+  '08001',
+]);
 
 /**
  * Runs units of work: each attempt on a fresh EntityManager fork, in its own
@@ -68,7 +76,11 @@ export class TransactionRunner {
   ) {}
 
   /** Runs `work` until it commits, fails for good, or the budget is spent. */
-  async run<T>(budget: CallBudget, work: UnitOfWork<T>, options: UnitOfWorkOptions = {}): Promise<T> {
+  async run<T>(
+    budget: CallBudget,
+    work: UnitOfWork<T>,
+    options: UnitOfWorkOptions = {},
+  ): Promise<T> {
     const startedAt = performance.now();
     this.counters.started++;
     try {
@@ -93,7 +105,10 @@ export class TransactionRunner {
             );
           }
           if (remainingMs(budget) <= delay) {
-            throw this.outOfTime(`the call ran out of time after ${attempt} attempt(s) (${reason})`, error);
+            throw this.outOfTime(
+              `the call ran out of time after ${attempt} attempt(s) (${reason})`,
+              error,
+            );
           }
           this.counters.retries[reason] = (this.counters.retries[reason] ?? 0) + 1;
           await sleep(delay, undefined, { signal: budget.signal }).catch(() => {
@@ -145,7 +160,7 @@ export class TransactionRunner {
     try {
       const timeout = Math.max(1, Math.min(remainingMs(budget), this.settings.timeoutCeilingMs));
       await em.execute(
-        `select ?::text, ?::text`,
+        `select set_config('lock_timeout', ?, true), set_config('statement_timeout', ?, true)`,
         [`${timeout}ms`, `${timeout}ms`],
       );
       const result = await work(em, attempt);
@@ -179,9 +194,14 @@ export class TransactionRunner {
       return this.outOfTime('a statement ran past the call budget', error);
     }
     if (typeof code === 'string' && CONNECTION_FAILURES.has(code)) {
-      return new ServiceUnavailableError('DATABASE_UNAVAILABLE', 'the database is unreachable', 1000, {
-        cause: error,
-      });
+      return new ServiceUnavailableError(
+        'DATABASE_UNAVAILABLE',
+        'the database is unreachable',
+        1000,
+        {
+          cause: error,
+        },
+      );
     }
     if (budget.signal.aborted) return this.abortedError(budget);
     return error;
@@ -203,7 +223,10 @@ export class TransactionRunner {
 
   /** Exponential backoff with full jitter: uniform in [0, min(max, base·2^(attempt-1))]. */
   private backoff(attempt: number): number {
-    const cap = Math.min(this.settings.backoffMaxMs, this.settings.backoffBaseMs * 2 ** (attempt - 1));
+    const cap = Math.min(
+      this.settings.backoffMaxMs,
+      this.settings.backoffBaseMs * 2 ** (attempt - 1),
+    );
     return Math.round(this.random() * cap);
   }
 }

@@ -15,6 +15,9 @@ export function remainingMs(budget: CallBudget, now = Date.now()): number {
 }
 
 /** A budget for work that no caller waits on (CLI, seed, tests). */
-export function budgetOf(ms: number, signal: AbortSignal = new AbortController().signal): CallBudget {
+export function budgetOf(
+  ms: number,
+  signal: AbortSignal = new AbortController().signal,
+): CallBudget {
   return { deadline: Date.now() + ms, signal };
 }

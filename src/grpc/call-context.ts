@@ -16,12 +16,18 @@ const MAX_ACTOR_LENGTH = 200;
  * `defaultDeadlineMs` when the caller set none), and its signal fires when the
  * caller cancels.
  */
-export function callContextOf(call: ServerUnaryCall<unknown, unknown>, defaultDeadlineMs: number): CallContext {
+export function callContextOf(
+  call: ServerUnaryCall<unknown, unknown>,
+  defaultDeadlineMs: number,
+): CallContext {
   const controller = new AbortController();
   call.once('cancelled', () => controller.abort(new Error('the caller cancelled the call')));
   return {
     actor: actorOf(call.metadata),
-    budget: { deadline: deadlineOf(call.getDeadline(), defaultDeadlineMs), signal: controller.signal },
+    budget: {
+      deadline: deadlineOf(call.getDeadline(), defaultDeadlineMs),
+      signal: controller.signal,
+    },
   };
 }
 

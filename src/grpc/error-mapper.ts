@@ -9,8 +9,13 @@ import {
   PreconditionFailedError,
   ServiceUnavailableError,
 } from '../domain/errors';
-import { Any } from '../generated/google/protobuf/any';
-import { BadRequest, ErrorInfo, PreconditionFailure, RetryInfo } from '../generated/google/rpc/error_details';
+import { type Any } from '../generated/google/protobuf/any';
+import {
+  BadRequest,
+  ErrorInfo,
+  PreconditionFailure,
+  RetryInfo,
+} from '../generated/google/rpc/error_details';
 import { Status } from '../generated/google/rpc/status';
 
 /** The ErrorInfo domain that scopes our reason codes. */
@@ -30,24 +35,42 @@ export function toGrpcError(error: unknown, log: Logger): GrpcError {
     log.error({ err: error }, 'unexpected error');
     return build(status.INTERNAL, 'internal error', []);
   }
-  const info = pack('google.rpc.ErrorInfo', ErrorInfo.encode({ reason: error.reason, domain: ERROR_DOMAIN, metadata: error.metadata }).finish());
+  const info = pack(
+    'google.rpc.ErrorInfo',
+    ErrorInfo.encode({
+      reason: error.reason,
+      domain: ERROR_DOMAIN,
+      metadata: error.metadata,
+    }).finish(),
+  );
   if (error instanceof InvalidArgumentError) {
     const badRequest = BadRequest.encode({
       fieldViolations: [{ field: error.field, description: error.message, reason: error.reason }],
     }).finish();
-    return build(status.INVALID_ARGUMENT, error.message, [info, pack('google.rpc.BadRequest', badRequest)]);
+    return build(status.INVALID_ARGUMENT, error.message, [
+      info,
+      pack('google.rpc.BadRequest', badRequest),
+    ]);
   }
   if (error instanceof NotFoundError) return build(status.NOT_FOUND, error.message, [info]);
   if (error instanceof PreconditionFailedError) {
     const failure = PreconditionFailure.encode({
-      violations: error.violations.map((v) => ({ type: v.reason, subject: v.subject, description: v.message })),
+      violations: error.violations.map((v) => ({
+        type: v.reason,
+        subject: v.subject,
+        description: v.message,
+      })),
     }).finish();
-    return build(status.FAILED_PRECONDITION, error.message, [info, pack('google.rpc.PreconditionFailure', failure)]);
+    return build(status.FAILED_PRECONDITION, error.message, [
+      info,
+      pack('google.rpc.PreconditionFailure', failure),
+    ]);
   }
   if (error instanceof ConcurrencyConflictError) {
     return build(status.ABORTED, error.message, [info, retryInfo(error.retryAfterMs)]);
   }
-  if (error instanceof DeadlineExceededError) return build(status.DEADLINE_EXCEEDED, error.message, [info]);
+  if (error instanceof DeadlineExceededError)
+    return build(status.DEADLINE_EXCEEDED, error.message, [info]);
   if (error instanceof ServiceUnavailableError) {
     return build(status.UNAVAILABLE, error.message, [info, retryInfo(error.retryAfterMs)]);
   }

@@ -1,13 +1,14 @@
 import { isMonday, parseIsoDate } from '../domain/calendar';
 import { InvalidArgumentError } from '../domain/errors';
+import { isUuid } from '../domain/ids';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_TEXT = 2000;
 
 /** Field checks shared by the request parsers; each names the field it rejects. */
 export function requireUuid(field: string, value: string): string {
   if (!value) throw new InvalidArgumentError(field, 'is required', 'MISSING_FIELD');
-  if (!UUID.test(value)) throw new InvalidArgumentError(field, `must be a UUID, got "${clip(value)}"`, 'INVALID_ID');
+  if (!isUuid(value))
+    throw new InvalidArgumentError(field, `must be a UUID, got "${clip(value)}"`, 'INVALID_ID');
   return value.toLowerCase();
 }
 
@@ -17,9 +18,20 @@ export function optionalUuid(field: string, value: string): string | undefined {
 
 /** A week is named by its Monday, as an ISO date. */
 export function requireWeek(field: string, value: string): string {
-  if (!value) throw new InvalidArgumentError(field, 'is required (the Monday of the week, YYYY-MM-DD)', 'MISSING_FIELD');
-  if (!parseIsoDate(value)) throw new InvalidArgumentError(field, `must be an ISO date YYYY-MM-DD, got "${clip(value)}"`, 'INVALID_WEEK');
-  if (!isMonday(value)) throw new InvalidArgumentError(field, `must be a Monday; ${value} is not`, 'INVALID_WEEK');
+  if (!value)
+    throw new InvalidArgumentError(
+      field,
+      'is required (the Monday of the week, YYYY-MM-DD)',
+      'MISSING_FIELD',
+    );
+  if (!parseIsoDate(value))
+    throw new InvalidArgumentError(
+      field,
+      `must be an ISO date YYYY-MM-DD, got "${clip(value)}"`,
+      'INVALID_WEEK',
+    );
+  if (!isMonday(value))
+    throw new InvalidArgumentError(field, `must be a Monday; ${value} is not`, 'INVALID_WEEK');
   return value;
 }
 
@@ -28,7 +40,8 @@ export function optionalWeek(field: string, value: string): string | undefined {
 }
 
 export function optionalText(field: string, value: string): string {
-  if (value.length > MAX_TEXT) throw new InvalidArgumentError(field, `must be at most ${MAX_TEXT} characters`, 'TOO_LONG');
+  if (value.length > MAX_TEXT)
+    throw new InvalidArgumentError(field, `must be at most ${MAX_TEXT} characters`, 'TOO_LONG');
   return value.trim();
 }
 
@@ -39,10 +52,19 @@ export function requireText(field: string, value: string): string {
 }
 
 /** Maps a proto enum to a domain value; UNSPECIFIED and unknown numbers are rejected. */
-export function requireEnum<T>(field: string, value: number, names: ReadonlyMap<number, T>, allowed: string): T {
+export function requireEnum<T>(
+  field: string,
+  value: number,
+  names: ReadonlyMap<number, T>,
+  allowed: string,
+): T {
   const mapped = names.get(value);
   if (mapped === undefined) {
-    throw new InvalidArgumentError(field, `must be one of ${allowed}, got ${value}`, 'INVALID_ENUM');
+    throw new InvalidArgumentError(
+      field,
+      `must be one of ${allowed}, got ${value}`,
+      'INVALID_ENUM',
+    );
   }
   return mapped;
 }

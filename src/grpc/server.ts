@@ -26,7 +26,10 @@ export interface GrpcServerOptions {
  */
 export class GrpcServer {
   private readonly server: Server;
-  private readonly health = new HealthImplementation({ '': 'SERVING', [SWAP_SERVICE_NAME]: 'SERVING' });
+  private readonly health = new HealthImplementation({
+    '': 'SERVING',
+    [SWAP_SERVICE_NAME]: 'SERVING',
+  });
   private boundPort: number | undefined;
 
   constructor(
@@ -44,7 +47,9 @@ export class GrpcServer {
     this.server.addService(SwapServiceService, handlers.swaps);
     this.health.addToServer(this.server);
     if (options.reflection) {
-      const definition = loadSync(path.join(PROTO_ROOT, 'swap/v1/swap.proto'), { includeDirs: [PROTO_ROOT] });
+      const definition = loadSync(path.join(PROTO_ROOT, 'swap/v1/swap.proto'), {
+        includeDirs: [PROTO_ROOT],
+      });
       new ReflectionService(definition).addToServer(this.server);
     }
   }

@@ -42,17 +42,37 @@ export function toSwapCommand(request: SwapRequestFields): SwapCommand {
   const sourceFacultyId = requireUuid('source_faculty_id', request.sourceFacultyId);
   const sourceWeek = requireWeek('source_week', request.sourceWeek);
   const targetFacultyId = requireUuid('target_faculty_id', request.targetFacultyId);
-  const swapType = requireEnum('swap_type', request.swapType, SWAP_TYPES, 'SWAP_TYPE_ONE_TO_ONE, SWAP_TYPE_ABSORB');
+  const swapType = requireEnum(
+    'swap_type',
+    request.swapType,
+    SWAP_TYPES,
+    'SWAP_TYPE_ONE_TO_ONE, SWAP_TYPE_ABSORB',
+  );
   let targetWeek: string | null = null;
   if (swapType === 'ONE_TO_ONE') {
     targetWeek = requireWeek('target_week', request.targetWeek);
   } else if (request.targetWeek) {
-    throw new InvalidArgumentError('target_week', 'must be empty for SWAP_TYPE_ABSORB (the target gives nothing back)', 'UNEXPECTED_FIELD');
+    throw new InvalidArgumentError(
+      'target_week',
+      'must be empty for SWAP_TYPE_ABSORB (the target gives nothing back)',
+      'UNEXPECTED_FIELD',
+    );
   }
   if (sourceFacultyId === targetFacultyId) {
-    throw new InvalidArgumentError('target_faculty_id', 'must differ from source_faculty_id', 'SAME_FACULTY');
+    throw new InvalidArgumentError(
+      'target_faculty_id',
+      'must differ from source_faculty_id',
+      'SAME_FACULTY',
+    );
   }
-  return { sourceFacultyId, sourceWeek, targetFacultyId, targetWeek, swapType, reason: optionalText('reason', request.reason) };
+  return {
+    sourceFacultyId,
+    sourceWeek,
+    targetFacultyId,
+    targetWeek,
+    swapType,
+    reason: optionalText('reason', request.reason),
+  };
 }
 
 export function toSwapFilter(request: ListSwapsRequest): { filter: SwapFilter; pageSize: number } {
@@ -62,7 +82,11 @@ export function toSwapFilter(request: ListSwapsRequest): { filter: SwapFilter; p
     throw new InvalidArgumentError('week_to', 'must not be before week_from', 'INVALID_RANGE');
   }
   if (request.pageSize < 0 || request.pageSize > MAX_PAGE_SIZE) {
-    throw new InvalidArgumentError('page_size', `must be between 0 and ${MAX_PAGE_SIZE}`, 'INVALID_PAGE_SIZE');
+    throw new InvalidArgumentError(
+      'page_size',
+      `must be between 0 and ${MAX_PAGE_SIZE}`,
+      'INVALID_PAGE_SIZE',
+    );
   }
   const status =
     request.status === SwapStatus.SWAP_STATUS_UNSPECIFIED
@@ -81,7 +105,8 @@ export function toSwapMessage(record: SwapRecord): Swap {
     sourceWeek: record.sourceWeek,
     targetFacultyId: record.targetFacultyId,
     targetWeek: record.targetWeek ?? '',
-    swapType: record.swapType === 'ONE_TO_ONE' ? SwapType.SWAP_TYPE_ONE_TO_ONE : SwapType.SWAP_TYPE_ABSORB,
+    swapType:
+      record.swapType === 'ONE_TO_ONE' ? SwapType.SWAP_TYPE_ONE_TO_ONE : SwapType.SWAP_TYPE_ABSORB,
     status: STATUS_TO_PROTO[record.status],
     reason: record.reason,
     requestedAt: record.requestedAt,

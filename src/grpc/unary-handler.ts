@@ -23,7 +23,13 @@ export function unary<Req, Res>(
     const requestId = (call.request as { requestId?: unknown }).requestId;
     const done = (code: string) =>
       deps.log.info(
-        { method, status: code, duration_ms: Math.round((performance.now() - started) * 100) / 100, request_id: requestId || undefined, actor: ctx.actor },
+        {
+          method,
+          status: code,
+          duration_ms: Math.round((performance.now() - started) * 100) / 100,
+          request_id: requestId || undefined,
+          actor: ctx.actor,
+        },
         'call',
       );
     handler(call.request, ctx, call).then(

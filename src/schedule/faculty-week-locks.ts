@@ -1,13 +1,21 @@
-import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { sqlArray } from '../db/sql-array';
-import { FacultyWeek } from './faculty-week.entity';
 
 /** One faculty member's week: the unit that schedule writers lock. */
 export interface FacultyWeekKey {
   personId: string;
   week: string;
 }
+
+// Locks the existing rows for the keys, in id order. The rows are only locked,
+// never changed here, so they are not loaded as entities.
+const LOCK_SQL = `
+select fw.person_id as "personId", fw.week_start as "week"
+from faculty_week fw
+join unnest(?::uuid[], ?::date[]) as k(person_id, week_start)
+  on fw.person_id = k.person_id and fw.week_start = k.week_start
+order by fw.id
+for update of fw`;
 
 // Creates the lock rows a write needs on first use. Unknown people are skipped
 // (the write then fails validation), so this never trips a foreign key.
@@ -23,40 +31,41 @@ on conflict (person_id, week_start) do nothing`;
  * Locks the faculty-week rows for `keys` FOR UPDATE, in id order, inside the
  * transaction of `em`, creating any that do not exist yet. Two writers that
  * share a faculty week are serialized here, before either reads the schedule.
+ * Returns the keys now locked (unknown people have none).
  */
 export async function lockFacultyWeeks(
   em: EntityManager,
   keys: readonly FacultyWeekKey[],
-): Promise<FacultyWeek[]> {
+): Promise<FacultyWeekKey[]> {
   const unique = dedupe(keys);
-  const locked = await findForUpdate(em, unique);
+  const locked = await lockExisting(em, unique);
   if (locked.length === unique.length) return locked;
 
-  const have = new Set(locked.map((fw) => keyOf(fw.person.id, fw.weekStart)));
-  const missing = unique.filter((k) => !have.has(keyOf(k.personId, k.week)));
+  const have = new Set(locked.map((k) => keyOf(k)));
+  const missing = unique.filter((k) => !have.has(keyOf(k)));
   await em.execute(CREATE_MISSING_SQL, [
     sqlArray(missing.map((k) => k.personId)),
     sqlArray(missing.map((k) => k.week)),
   ]);
   // Locking these after the others breaks the global order only on the first
   // write to a week; a deadlock that causes is retried like any other.
-  return [...locked, ...(await findForUpdate(em, missing))];
+  return [...locked, ...(await lockExisting(em, missing))];
 }
 
-function findForUpdate(em: EntityManager, keys: readonly FacultyWeekKey[]): Promise<FacultyWeek[]> {
-  if (keys.length === 0) return Promise.resolve([]);
-  return em.find(
-    FacultyWeek,
-    { $or: keys.map((k) => ({ person: k.personId, weekStart: k.week })) },
-    { lockMode: LockMode.PESSIMISTIC_WRITE, orderBy: { id: 'asc' } },
-  );
+function lockExisting(
+  em: EntityManager,
+  keys: readonly FacultyWeekKey[],
+): Promise<FacultyWeekKey[]> {
+  return em.execute<FacultyWeekKey[]>(LOCK_SQL, [
+    sqlArray(keys.map((k) => k.personId)),
+    sqlArray(keys.map((k) => k.week)),
+  ]);
 }
 
 function dedupe(keys: readonly FacultyWeekKey[]): FacultyWeekKey[] {
-  const byKey = new Map(keys.map((k) => [keyOf(k.personId, k.week), k]));
-  return [...byKey.values()];
+  return [...new Map(keys.map((k) => [keyOf(k), k])).values()];
 }
 
-function keyOf(personId: string, week: string): string {
-  return `${personId}|${week}`;
+function keyOf(key: FacultyWeekKey): string {
+  return `${key.personId}|${key.week}`;
 }

@@ -53,7 +53,10 @@ interface FactsRow {
  * call it only after locking the faculty weeks involved, so the facts stay true
  * until they commit.
  */
-export async function readScheduleFacts(em: EntityManager, command: SwapCommand): Promise<ScheduleFacts> {
+export async function readScheduleFacts(
+  em: EntityManager,
+  command: SwapCommand,
+): Promise<ScheduleFacts> {
   const transfers = transfersOf(command);
   const people = [command.sourceFacultyId, command.targetFacultyId];
   const firstDays = transfers.map((t) => addDays(t.week, -NEIGHBOUR_DAYS));

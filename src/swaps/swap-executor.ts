@@ -70,7 +70,8 @@ export class SwapExecutor {
     const facts = await readScheduleFacts(em, command);
     const verdict = judgeSwap(command, facts, this.ruleContext());
     const notFound = verdict.errors.find((e) => e.reason === 'FACULTY_NOT_FOUND');
-    if (notFound) throw new NotFoundError('FACULTY_NOT_FOUND', notFound.message, { subject: notFound.subject });
+    if (notFound)
+      throw new NotFoundError('FACULTY_NOT_FOUND', notFound.message, { subject: notFound.subject });
     if (verdict.errors.length > 0) throw new PreconditionFailedError(verdict.errors);
 
     const assignmentMoves = await this.moveAssignments(em, verdict.moves);
@@ -99,19 +100,29 @@ export class SwapExecutor {
     });
   }
 
-  private async moveAssignments(em: EntityManager, moves: PlannedMove[]): Promise<AssignmentMove[]> {
+  private async moveAssignments(
+    em: EntityManager,
+    moves: PlannedMove[],
+  ): Promise<AssignmentMove[]> {
     const planned = new Map(moves.map((m) => [m.assignment.id, m]));
-    const rows = await em.find(
+    // A partial load is typed as a read-only view; these rows are ours to change.
+    const rows = (await em.find(
       Assignment,
       { id: { $in: [...planned.keys()] } },
-      { lockMode: LockMode.PESSIMISTIC_WRITE, orderBy: { id: 'asc' } },
-    );
+      {
+        lockMode: LockMode.PESSIMISTIC_WRITE,
+        orderBy: { id: 'asc' },
+        // Only what the move changes and checks; the block is already in the facts.
+        fields: ['person', 'rotation', 'version'],
+      },
+    )) as unknown as Assignment[];
     const recorded: AssignmentMove[] = [];
     for (const row of rows) {
       const move = planned.get(row.id)!;
       // The faculty-week locks keep swaps from racing here; a writer that
       // bypassed them means the facts are stale, so the attempt starts over.
-      if (row.person.id !== move.assignment.personId) throw new StaleScheduleError('assignment', row.id);
+      if (row.person.id !== move.assignment.personId)
+        throw new StaleScheduleError('assignment', row.id);
       row.person = em.getReference(Person, move.to, { wrapped: true });
       recorded.push({
         assignmentId: row.id,
@@ -129,7 +140,7 @@ export class SwapExecutor {
   }
 
   private async moveCalls(em: EntityManager, transfers: WeekTransfer[]): Promise<CallMove[]> {
-    const calls = await em.find(
+    const calls = (await em.find(
       CallAssignment,
       {
         $or: transfers.map((t) => ({
@@ -137,10 +148,16 @@ export class SwapExecutor {
           date: { $in: CASCADING_CALL_DAYS.map((d) => addDays(t.week, d)) },
         })),
       },
-      { lockMode: LockMode.PESSIMISTIC_WRITE, orderBy: { id: 'asc' } },
-    );
+      {
+        lockMode: LockMode.PESSIMISTIC_WRITE,
+        orderBy: { id: 'asc' },
+        fields: ['date', 'person', 'callType', 'version'],
+      },
+    )) as unknown as CallAssignment[];
     return calls.map((call) => {
-      const transfer = transfers.find((t) => t.giver === call.person.id && call.date >= t.week && call.date <= addDays(t.week, 6))!;
+      const transfer = transfers.find(
+        (t) => t.giver === call.person.id && call.date >= t.week && call.date <= addDays(t.week, 6),
+      )!;
       call.person = em.getReference(Person, transfer.receiver, { wrapped: true });
       return {
         callId: call.id,

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FilterQuery } from '@mikro-orm/core';
 import type { CallBudget } from '../domain/call-budget';
 import { InvalidArgumentError, NotFoundError } from '../domain/errors';
+import { isUuid } from '../domain/ids';
 import type { TransactionRunner } from '../db/transaction-runner';
 import { SwapRecord, type SwapStatusName } from './swap-record.entity';
 
@@ -31,8 +32,11 @@ export class SwapQueries {
   constructor(private readonly transactions: TransactionRunner) {}
 
   async get(swapId: string, budget: CallBudget): Promise<SwapRecord> {
-    const record = await this.transactions.run(budget, (em) => em.findOne(SwapRecord, swapId), { readOnly: true });
-    if (!record) throw new NotFoundError('SWAP_NOT_FOUND', `no swap with id ${swapId}`, { swap_id: swapId });
+    const record = await this.transactions.run(budget, (em) => em.findOne(SwapRecord, swapId), {
+      readOnly: true,
+    });
+    if (!record)
+      throw new NotFoundError('SWAP_NOT_FOUND', `no swap with id ${swapId}`, { swap_id: swapId });
     return record;
   }
 
@@ -40,21 +44,33 @@ export class SwapQueries {
    * Keyset pagination on (requestedAt, id) descending: pages stay stable while
    * new swaps arrive, and a token only works with the filter it was made for.
    */
-  async list(filter: SwapFilter, pageSize: number, pageToken: string, budget: CallBudget): Promise<SwapPage> {
+  async list(
+    filter: SwapFilter,
+    pageSize: number,
+    pageToken: string,
+    budget: CallBudget,
+  ): Promise<SwapPage> {
     const fingerprint = filterFingerprint(filter);
     const cursor = pageToken ? decodeCursor(pageToken, fingerprint) : undefined;
     const where: FilterQuery<SwapRecord>[] = [];
     if (filter.facultyId) {
-      where.push({ $or: [{ sourceFacultyId: filter.facultyId }, { targetFacultyId: filter.facultyId }] });
+      where.push({
+        $or: [{ sourceFacultyId: filter.facultyId }, { targetFacultyId: filter.facultyId }],
+      });
     }
     if (filter.weekFrom || filter.weekTo) {
-      const range = { ...(filter.weekFrom && { $gte: filter.weekFrom }), ...(filter.weekTo && { $lte: filter.weekTo }) };
+      const range = {
+        ...(filter.weekFrom && { $gte: filter.weekFrom }),
+        ...(filter.weekTo && { $lte: filter.weekTo }),
+      };
       where.push({ $or: [{ sourceWeek: range }, { targetWeek: range }] });
     }
     if (filter.status) where.push({ status: filter.status });
     if (cursor) {
       const at = new Date(cursor.at);
-      where.push({ $or: [{ requestedAt: { $lt: at } }, { requestedAt: at, id: { $lt: cursor.id } }] });
+      where.push({
+        $or: [{ requestedAt: { $lt: at } }, { requestedAt: at, id: { $lt: cursor.id } }],
+      });
     }
     const rows = await this.transactions.run(
       budget,
@@ -76,7 +92,12 @@ export class SwapQueries {
 }
 
 function filterFingerprint(filter: SwapFilter): string {
-  const canonical = JSON.stringify([filter.facultyId ?? '', filter.weekFrom ?? '', filter.weekTo ?? '', filter.status ?? '']);
+  const canonical = JSON.stringify([
+    filter.facultyId ?? '',
+    filter.weekFrom ?? '',
+    filter.weekTo ?? '',
+    filter.status ?? '',
+  ]);
   return createHash('sha256').update(canonical).digest('base64url').slice(0, 12);
 }
 
@@ -85,17 +106,39 @@ function encodeCursor(cursor: Cursor): string {
 }
 
 function decodeCursor(token: string, fingerprint: string): Cursor {
-  let cursor: Partial<Cursor>;
+  let cursor: unknown;
   try {
-    cursor = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Partial<Cursor>;
+    cursor = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
   } catch {
-    throw new InvalidArgumentError('page_token', 'is not a token this service issued', 'INVALID_PAGE_TOKEN');
+    throw foreignToken();
   }
-  if (typeof cursor.at !== 'string' || typeof cursor.id !== 'string' || Number.isNaN(Date.parse(cursor.at))) {
-    throw new InvalidArgumentError('page_token', 'is not a token this service issued', 'INVALID_PAGE_TOKEN');
-  }
+  if (!isCursor(cursor)) throw foreignToken();
   if (cursor.f !== fingerprint) {
-    throw new InvalidArgumentError('page_token', 'was issued for a different filter; send the same filter with it', 'INVALID_PAGE_TOKEN');
+    throw new InvalidArgumentError(
+      'page_token',
+      'was issued for a different filter; send the same filter with it',
+      'INVALID_PAGE_TOKEN',
+    );
   }
-  return cursor as Cursor;
+  return cursor;
+}
+
+function isCursor(value: unknown): value is Cursor {
+  if (typeof value !== 'object' || value === null) return false;
+  const { at, id, f } = value as Record<string, unknown>;
+  return (
+    typeof at === 'string' &&
+    !Number.isNaN(Date.parse(at)) &&
+    typeof id === 'string' &&
+    isUuid(id) &&
+    typeof f === 'string'
+  );
+}
+
+function foreignToken(): InvalidArgumentError {
+  return new InvalidArgumentError(
+    'page_token',
+    'is not a token this service issued',
+    'INVALID_PAGE_TOKEN',
+  );
 }

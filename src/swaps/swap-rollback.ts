@@ -39,15 +39,26 @@ export class SwapRollback {
     private readonly settings: RollbackSettings,
   ) {}
 
-  async rollback(swapId: string, reason: string, actor: string, budget: CallBudget): Promise<SwapRecord> {
+  async rollback(
+    swapId: string,
+    reason: string,
+    actor: string,
+    budget: CallBudget,
+  ): Promise<SwapRecord> {
     return this.transactions.run(budget, (em) => this.rollbackIn(em, swapId, reason, actor));
   }
 
   /** Rolls back inside the caller's transaction. */
-  async rollbackIn(em: EntityManager, swapId: string, reason: string, actor: string): Promise<SwapRecord> {
+  async rollbackIn(
+    em: EntityManager,
+    swapId: string,
+    reason: string,
+    actor: string,
+  ): Promise<SwapRecord> {
     // Lock order: swap_record, then faculty_week, then assignment, then call_assignment.
     const record = await em.findOne(SwapRecord, swapId, { lockMode: LockMode.PESSIMISTIC_WRITE });
-    if (!record) throw new NotFoundError('SWAP_NOT_FOUND', `no swap with id ${swapId}`, { swap_id: swapId });
+    if (!record)
+      throw new NotFoundError('SWAP_NOT_FOUND', `no swap with id ${swapId}`, { swap_id: swapId });
     this.assertRollbackable(record);
 
     const transfers = transfersOf(record);
@@ -78,7 +89,9 @@ export class SwapRollback {
     for (const m of assignmentMoves) {
       const row = assignmentById.get(m.assignmentId);
       if (!row || row.version !== m.version || row.person.id !== m.toPersonId) {
-        violations.push(changedSince('assignment', m.assignmentId, `${m.blockDate} ${m.blockHalf}`));
+        violations.push(
+          changedSince('assignment', m.assignmentId, `${m.blockDate} ${m.blockHalf}`),
+        );
       }
     }
     for (const m of callMoves) {
@@ -91,7 +104,9 @@ export class SwapRollback {
     if (violations.length > 0) throw new PreconditionFailedError(violations);
 
     for (const m of assignmentMoves) {
-      assignmentById.get(m.assignmentId)!.person = em.getReference(Person, m.fromPersonId, { wrapped: true });
+      assignmentById.get(m.assignmentId)!.person = em.getReference(Person, m.fromPersonId, {
+        wrapped: true,
+      });
     }
     for (const m of callMoves) {
       callById.get(m.callId)!.person = em.getReference(Person, m.fromPersonId, { wrapped: true });
@@ -128,11 +143,14 @@ export class SwapRollback {
 
   private async rebookings(em: EntityManager, record: SwapRecord): Promise<RuleViolation[]> {
     const moves = record.moves.assignments;
-    const rows = await em.execute<{ blockDate: string; blockHalf: string; personId: string }[]>(REBOOKED_SQL, [
-      sqlArray(moves.map((m) => m.assignmentId)),
-      sqlArray(moves.map((m) => m.fromPersonId)),
-      sqlArray(moves.map((m) => m.assignmentId)),
-    ]);
+    const rows = await em.execute<{ blockDate: string; blockHalf: string; personId: string }[]>(
+      REBOOKED_SQL,
+      [
+        sqlArray(moves.map((m) => m.assignmentId)),
+        sqlArray(moves.map((m) => m.fromPersonId)),
+        sqlArray(moves.map((m) => m.assignmentId)),
+      ],
+    );
     return rows.map((r) => ({
       reason: 'DOUBLE_BOOKING',
       message: `faculty ${r.personId} has been given block ${r.blockDate} ${r.blockHalf} since the swap`,

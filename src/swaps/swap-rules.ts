@@ -43,7 +43,11 @@ export interface PlannedMove {
  * evaluated and every violation reported, in a fixed order, so the first
  * error's code is stable for a given schedule.
  */
-export function judgeSwap(command: SwapCommand, facts: ScheduleFacts, ctx: RuleContext): SwapVerdict {
+export function judgeSwap(
+  command: SwapCommand,
+  facts: ScheduleFacts,
+  ctx: RuleContext,
+): SwapVerdict {
   const errors: RuleViolation[] = [];
   const warnings: RuleViolation[] = [];
   const transfers = transfersOf(command);
@@ -51,9 +55,17 @@ export function judgeSwap(command: SwapCommand, facts: ScheduleFacts, ctx: RuleC
   for (const id of [command.sourceFacultyId, command.targetFacultyId]) {
     const person = facts.people.get(id);
     if (!person) {
-      errors.push({ reason: 'FACULTY_NOT_FOUND', message: `no person with id ${id}`, subject: `person/${id}` });
+      errors.push({
+        reason: 'FACULTY_NOT_FOUND',
+        message: `no person with id ${id}`,
+        subject: `person/${id}`,
+      });
     } else if (person.kind !== 'faculty') {
-      errors.push({ reason: 'NOT_FACULTY', message: `person ${id} is a ${person.kind}, not faculty`, subject: `person/${id}` });
+      errors.push({
+        reason: 'NOT_FACULTY',
+        message: `person ${id} is a ${person.kind}, not faculty`,
+        subject: `person/${id}`,
+      });
     }
   }
   // The remaining rules are about faculty schedules; they mean nothing for unknown people.
@@ -65,7 +77,11 @@ export function judgeSwap(command: SwapCommand, facts: ScheduleFacts, ctx: RuleC
 
   for (const week of new Set(transfers.map((t) => t.week))) {
     if (week < ctx.today) {
-      errors.push({ reason: 'PAST_WEEK', message: `week ${week} has already begun`, subject: `week/${week}` });
+      errors.push({
+        reason: 'PAST_WEEK',
+        message: `week ${week} has already begun`,
+        subject: `week/${week}`,
+      });
     } else if (daysBetween(ctx.today, week) < ctx.shortNoticeDays) {
       warnings.push({
         reason: 'SHORT_NOTICE',
@@ -75,7 +91,11 @@ export function judgeSwap(command: SwapCommand, facts: ScheduleFacts, ctx: RuleC
     }
   }
   for (const t of transfers) {
-    if (!moves.some((m) => m.assignment.personId === t.giver && inWeek(m.assignment.blockDate, t.week))) {
+    if (
+      !moves.some(
+        (m) => m.assignment.personId === t.giver && inWeek(m.assignment.blockDate, t.week),
+      )
+    ) {
       errors.push({
         reason: 'NO_ASSIGNMENTS',
         message: `faculty ${t.giver} holds no assignment in week ${t.week}`,
@@ -105,17 +125,24 @@ export function judgeSwap(command: SwapCommand, facts: ScheduleFacts, ctx: RuleC
   return { errors, warnings, moves };
 }
 
-function plannedMoves(transfers: WeekTransfer[], assignments: readonly AssignmentFact[]): PlannedMove[] {
+function plannedMoves(
+  transfers: WeekTransfer[],
+  assignments: readonly AssignmentFact[],
+): PlannedMove[] {
   const moves: PlannedMove[] = [];
   for (const t of transfers) {
     for (const a of assignments) {
-      if (a.personId === t.giver && inWeek(a.blockDate, t.week)) moves.push({ assignment: a, to: t.receiver });
+      if (a.personId === t.giver && inWeek(a.blockDate, t.week))
+        moves.push({ assignment: a, to: t.receiver });
     }
   }
   return moves;
 }
 
-function applyMoves(assignments: readonly AssignmentFact[], moves: PlannedMove[]): AssignmentFact[] {
+function applyMoves(
+  assignments: readonly AssignmentFact[],
+  moves: PlannedMove[],
+): AssignmentFact[] {
   const target = new Map(moves.map((m) => [m.assignment.id, m.to]));
   return assignments.map((a) => {
     const to = target.get(a.id);
@@ -162,10 +189,14 @@ function supervisionShortfalls(rosters: AssignmentFact[], moves: PlannedMove[]):
   for (const roster of byBlock.values()) {
     const first = roster[0]!;
     const supervisors = new Set(
-      roster.filter((a) => a.personKind === 'faculty' && SUPERVISING_ROLES.has(a.role)).map((a) => a.personId),
+      roster
+        .filter((a) => a.personKind === 'faculty' && SUPERVISING_ROLES.has(a.role))
+        .map((a) => a.personId),
     ).size;
     const pgy1 = roster.filter((a) => a.personKind === 'resident' && a.pgyLevel === 1).length;
-    const seniors = roster.filter((a) => a.personKind === 'resident' && (a.pgyLevel ?? 0) >= 2).length;
+    const seniors = roster.filter(
+      (a) => a.personKind === 'resident' && (a.pgyLevel ?? 0) >= 2,
+    ).length;
     const needed = requiredSupervisors(pgy1, seniors);
     if (supervisors < needed) {
       violations.push({
@@ -185,7 +216,10 @@ function clinicOverLimit(
   after: AssignmentFact[],
 ): RuleViolation[] {
   const count = (list: readonly AssignmentFact[]) =>
-    list.filter((a) => a.personId === t.receiver && a.rotation === CLINIC_ROTATION && inWeek(a.blockDate, t.week)).length;
+    list.filter(
+      (a) =>
+        a.personId === t.receiver && a.rotation === CLINIC_ROTATION && inWeek(a.blockDate, t.week),
+    ).length;
   const limit = WEEKLY_CLINIC_LIMIT[role];
   const held = count(after);
   // A week that was already over the limit is not made worse by a swap that adds no clinic.

@@ -1,6 +1,5 @@
 import pg from 'pg';
 
-
 export function withDatabase(url: string, database: string): string {
   const parsed = new URL(url);
   parsed.pathname = `/${database}`;

@@ -55,7 +55,9 @@ export async function setup(project: TestProject): Promise<void> {
 export async function teardown(): Promise<void> {
   if (adminUrl) {
     const admin = await adminClient(adminUrl);
-    await admin.query(`drop database if exists "${TEMPLATE_DATABASE}" with (force)`).finally(() => admin.end());
+    await admin
+      .query(`drop database if exists "${TEMPLATE_DATABASE}" with (force)`)
+      .finally(() => admin.end());
   }
   await embedded?.stop();
 }

@@ -21,6 +21,7 @@ export class ScheduleFixture {
 
   static async connect(url: string): Promise<ScheduleFixture> {
     const pool = new pg.Pool({ connectionString: url, max: 4 });
+    await pool.query('select 1');
     return new ScheduleFixture(pool);
   }
 
@@ -28,19 +29,24 @@ export class ScheduleFixture {
     await this.db.end();
   }
 
-  async faculty(role: FacultyRole = 'core', name = `Dr ${role} ${randomUUID().slice(0, 4)}`): Promise<string> {
+  async faculty(
+    role: FacultyRole = 'core',
+    name = `Dr ${role} ${randomUUID().slice(0, 4)}`,
+  ): Promise<string> {
     const id = randomUUID();
-    await this.db.query(`insert into person (id, name, kind, faculty_role) values ($1, $2, 'faculty', $3)`, [id, name, role]);
+    await this.db.query(
+      `insert into person (id, name, kind, faculty_role) values ($1, $2, 'faculty', $3)`,
+      [id, name, role],
+    );
     return id;
   }
 
   async resident(pgyLevel: 1 | 2 | 3): Promise<string> {
     const id = randomUUID();
-    await this.db.query(`insert into person (id, name, kind, pgy_level) values ($1, $2, 'resident', $3)`, [
-      id,
-      `Resident ${id.slice(0, 4)}`,
-      pgyLevel,
-    ]);
+    await this.db.query(
+      `insert into person (id, name, kind, pgy_level) values ($1, $2, 'resident', $3)`,
+      [id, `Resident ${id.slice(0, 4)}`, pgyLevel],
+    );
     return id;
   }
 
@@ -65,7 +71,12 @@ export class ScheduleFixture {
     return ids;
   }
 
-  async assign(personId: string, date: string, half: 'AM' | 'PM', options: AssignOptions = {}): Promise<string> {
+  async assign(
+    personId: string,
+    date: string,
+    half: 'AM' | 'PM',
+    options: AssignOptions = {},
+  ): Promise<string> {
     const blockId = await this.block(date, half);
     const id = randomUUID();
     await this.db.query(
@@ -75,18 +86,25 @@ export class ScheduleFixture {
     return id;
   }
 
-  async call(personId: string, date: string, callType: 'overnight' | 'weekend' | 'backup' = 'weekend'): Promise<string> {
+  async call(
+    personId: string,
+    date: string,
+    callType: 'overnight' | 'weekend' | 'backup' = 'weekend',
+  ): Promise<string> {
     const id = randomUUID();
-    await this.db.query(`insert into call_assignment (id, date, person_id, call_type) values ($1, $2, $3, $4)`, [
-      id,
-      date,
-      personId,
-      callType,
-    ]);
+    await this.db.query(
+      `insert into call_assignment (id, date, person_id, call_type) values ($1, $2, $3, $4)`,
+      [id, date, personId, callType],
+    );
     return id;
   }
 
-  async absence(personId: string, startDate: string, endDate: string, type: AbsenceType): Promise<string> {
+  async absence(
+    personId: string,
+    startDate: string,
+    endDate: string,
+    type: AbsenceType,
+  ): Promise<string> {
     const id = randomUUID();
     await this.db.query(
       `insert into absence (id, person_id, start_date, end_date, type, blocking) values ($1, $2, $3, $4, $5, $6)`,
@@ -97,8 +115,12 @@ export class ScheduleFixture {
 
   /** Every assignment and call, as (id, person, version) rows in id order: a snapshot to compare. */
   async snapshot(): Promise<{ assignments: unknown[]; calls: unknown[] }> {
-    const assignments = await this.db.query(`select id, block_id, person_id, role, rotation from assignment order by id`);
-    const calls = await this.db.query(`select id, date, person_id, call_type from call_assignment order by id`);
+    const assignments = await this.db.query(
+      `select id, block_id, person_id, role, rotation from assignment order by id`,
+    );
+    const calls = await this.db.query(
+      `select id, date, person_id, call_type from call_assignment order by id`,
+    );
     return { assignments: assignments.rows, calls: calls.rows };
   }
 

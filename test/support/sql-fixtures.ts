@@ -23,10 +23,10 @@ export async function backendPid(client: pg.Client): Promise<number> {
 /** Inserts a faculty member and returns the id. */
 export async function insertFaculty(client: pg.Client, name: string): Promise<string> {
   const id = randomUUID();
-  await client.query(`insert into person (id, name, kind, faculty_role) values ($1, $2, 'faculty', 'core')`, [
-    id,
-    name,
-  ]);
+  await client.query(
+    `insert into person (id, name, kind, faculty_role) values ($1, $2, 'faculty', 'core')`,
+    [id, name],
+  );
   return id;
 }
 
@@ -99,7 +99,10 @@ export function barrier(parties: number): { arrive(): Promise<void> } {
  * Polls until `condition` holds. The limit only keeps a broken test from
  * hanging; what the test asserts is that the state is reached at all.
  */
-export async function waitFor(what: string, condition: () => Promise<boolean> | boolean): Promise<void> {
+export async function waitFor(
+  what: string,
+  condition: () => Promise<boolean> | boolean,
+): Promise<void> {
   for (let i = 0; i < 500; i++) {
     if (await condition()) return;
     await sleep(20);

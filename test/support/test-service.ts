@@ -1,15 +1,29 @@
-import { type CallOptions as GrpcCallOptions, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import {
+  type CallOptions as GrpcCallOptions,
+  credentials,
+  Metadata,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import pino from 'pino';
 import { loadConfig } from '../../src/config';
 import {
   ExecuteSwapRequest,
+  type ExecuteSwapResponse,
   GetSwapRequest,
+  type GetSwapResponse,
   ListSwapsRequest,
+  type ListSwapsResponse,
   RollbackSwapRequest,
+  type RollbackSwapResponse,
   SwapServiceClient,
   ValidateSwapRequest,
+  type ValidateSwapResponse,
 } from '../../src/generated/swap/v1/swap';
-import { ErrorInfo, PreconditionFailure, BadRequest } from '../../src/generated/google/rpc/error_details';
+import {
+  ErrorInfo,
+  PreconditionFailure,
+  BadRequest,
+} from '../../src/generated/google/rpc/error_details';
 import { Status } from '../../src/generated/google/rpc/status';
 import { type RunningService, startService } from '../../src/main';
 import { TestClock } from './test-clock';
@@ -69,11 +83,11 @@ type UnaryMethod<Req, Res> = (
   callback: (error: ServiceError | null, response: Res) => void,
 ) => unknown;
 
-function promised<Req, Res>(client: SwapServiceClient, method: UnaryMethod<Req, Res>, fill: (partial: Partial<Req>) => Req) {
+function promised<Req, Res>(method: UnaryMethod<Req, Res>, fill: (partial: Partial<Req>) => Req) {
   return (request: Partial<Req>, options: CallOptions = {}): Promise<Res> =>
     new Promise((resolve, reject) => {
       const deadline = options.deadline ?? new Date(Date.now() + 30_000);
-      method.call(client, fill(request), options.metadata ?? new Metadata(), { deadline }, (error, response) =>
+      method(fill(request), options.metadata ?? new Metadata(), { deadline }, (error, response) =>
         error ? reject(error) : resolve(response),
       );
     });
@@ -82,11 +96,26 @@ function promised<Req, Res>(client: SwapServiceClient, method: UnaryMethod<Req, 
 /** The SwapService client with promises; every call has a deadline. */
 export function swapApi(client: SwapServiceClient) {
   return {
-    executeSwap: promised(client, client.executeSwap, ExecuteSwapRequest.fromPartial),
-    validateSwap: promised(client, client.validateSwap, ValidateSwapRequest.fromPartial),
-    rollbackSwap: promised(client, client.rollbackSwap, RollbackSwapRequest.fromPartial),
-    getSwap: promised(client, client.getSwap, GetSwapRequest.fromPartial),
-    listSwaps: promised(client, client.listSwaps, ListSwapsRequest.fromPartial),
+    executeSwap: promised<ExecuteSwapRequest, ExecuteSwapResponse>(
+      (req, md, opts, cb) => client.executeSwap(req, md, opts, cb),
+      (p) => ExecuteSwapRequest.fromPartial(p),
+    ),
+    validateSwap: promised<ValidateSwapRequest, ValidateSwapResponse>(
+      (req, md, opts, cb) => client.validateSwap(req, md, opts, cb),
+      (p) => ValidateSwapRequest.fromPartial(p),
+    ),
+    rollbackSwap: promised<RollbackSwapRequest, RollbackSwapResponse>(
+      (req, md, opts, cb) => client.rollbackSwap(req, md, opts, cb),
+      (p) => RollbackSwapRequest.fromPartial(p),
+    ),
+    getSwap: promised<GetSwapRequest, GetSwapResponse>(
+      (req, md, opts, cb) => client.getSwap(req, md, opts, cb),
+      (p) => GetSwapRequest.fromPartial(p),
+    ),
+    listSwaps: promised<ListSwapsRequest, ListSwapsResponse>(
+      (req, md, opts, cb) => client.listSwaps(req, md, opts, cb),
+      (p) => ListSwapsRequest.fromPartial(p),
+    ),
   };
 }
 export type SwapApi = ReturnType<typeof swapApi>;

@@ -1,0 +1,98 @@
+/** The ways a swap can be driven; each is measured at every concurrency. */
+export const BENCH_MODES = ['service', 'executor', 'sql'] as const;
+export type BenchMode = (typeof BENCH_MODES)[number];
+
+/** What one bench run does; parsed once from argv and the environment, then frozen. */
+export interface BenchOptions {
+  /** Server to create the bench database on; its own database is only used to connect. */
+  adminUrl: string;
+  modes: readonly BenchMode[];
+  concurrencies: readonly number[];
+  /** Disjoint faculty pairs; at least the highest concurrency, so workers never share one. */
+  pairs: number;
+  /** Once per mode before any cell, at the highest concurrency, so V8 has optimized the hot paths. */
+  jitWarmupMs: number;
+  /** Before each cell, at the cell's concurrency. */
+  warmupMs: number;
+  measureMs: number;
+  /** Pool size of the service and of the raw pg.Pool alike, so neither has more connections. */
+  poolMax: number;
+  /** Write a .cpuprofile of each measured window (warm-up excluded) into this directory. */
+  profileDir: string | undefined;
+}
+
+const DEFAULT_ADMIN_URL = 'postgresql://postgres@127.0.0.1:5432/test';
+
+const USAGE = `usage: tsx bench/run.ts [--only=service,executor,sql] [--concurrency=1,32] [--pairs=64]
+                         [--jit-warmup-ms=4000] [--warmup-ms=1500] [--measure-ms=6000] [--pool-max=10] [--profile-dir=/tmp/dir]
+environment: BENCH_DATABASE_URL or DATABASE_URL (default ${DEFAULT_ADMIN_URL});
+             BENCH_MODES, BENCH_CONCURRENCY, BENCH_PAIRS, BENCH_JIT_WARMUP_MS, BENCH_WARMUP_MS, BENCH_MEASURE_MS,
+             BENCH_POOL_MAX, BENCH_PROFILE_DIR stand in for the flags.`;
+
+export class BenchUsageError extends Error {
+  override name = 'BenchUsageError';
+  constructor(problem: string) {
+    super(`${problem}\n${USAGE}`);
+  }
+}
+
+/** Flags win over environment variables, which win over the defaults. */
+export function parseBenchOptions(
+  argv: readonly string[],
+  env: Record<string, string | undefined>,
+): BenchOptions {
+  const flags = new Map<string, string>();
+  for (const arg of argv) {
+    const match = /^--([a-z-]+)=(.*)$/.exec(arg);
+    if (!match) throw new BenchUsageError(`unknown argument ${JSON.stringify(arg)}`);
+    flags.set(match[1]!, match[2]!);
+  }
+  const pick = (flag: string, variable: string) => flags.get(flag) ?? env[variable] ?? undefined;
+
+  const modes = list(pick('only', 'BENCH_MODES') ?? BENCH_MODES.join(',')).map((m) => {
+    if (!(BENCH_MODES as readonly string[]).includes(m)) {
+      throw new BenchUsageError(`unknown mode ${JSON.stringify(m)}`);
+    }
+    return m as BenchMode;
+  });
+  const concurrencies = list(pick('concurrency', 'BENCH_CONCURRENCY') ?? '1,32').map((c) =>
+    positiveInt('concurrency', c),
+  );
+  const pairs = positiveInt('pairs', pick('pairs', 'BENCH_PAIRS') ?? '64');
+  const highest = Math.max(...concurrencies);
+  if (pairs < highest) {
+    throw new BenchUsageError(`--pairs=${pairs} is below the highest concurrency ${highest}`);
+  }
+  return Object.freeze({
+    adminUrl: env.BENCH_DATABASE_URL || env.DATABASE_URL || DEFAULT_ADMIN_URL,
+    modes: Object.freeze(modes),
+    concurrencies: Object.freeze(concurrencies),
+    pairs,
+    jitWarmupMs: positiveInt(
+      'jit-warmup-ms',
+      pick('jit-warmup-ms', 'BENCH_JIT_WARMUP_MS') ?? '4000',
+      0,
+    ),
+    warmupMs: positiveInt('warmup-ms', pick('warmup-ms', 'BENCH_WARMUP_MS') ?? '1500', 0),
+    measureMs: positiveInt('measure-ms', pick('measure-ms', 'BENCH_MEASURE_MS') ?? '6000'),
+    poolMax: positiveInt('pool-max', pick('pool-max', 'BENCH_POOL_MAX') ?? '10'),
+    profileDir: pick('profile-dir', 'BENCH_PROFILE_DIR') || undefined,
+  });
+}
+
+function list(value: string): string[] {
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function positiveInt(name: string, value: string, min = 1): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) {
+    throw new BenchUsageError(
+      `--${name} must be an integer >= ${min}, got ${JSON.stringify(value)}`,
+    );
+  }
+  return n;
+}

@@ -1,0 +1,189 @@
+/**
+ * ExecuteSwap benchmark: the service over gRPC, the same use case called
+ * in-process, and the same transaction by hand over pg, each at several
+ * concurrencies, on a database of its own that is dropped at the end.
+ *
+ *   npm run bench                                   all modes at concurrency 1 and 32
+ *   npm run bench -- --only=service --profile-dir=/tmp/swap-prof
+ *   node --cpu-prof --cpu-prof-dir=/tmp/swap-prof --import tsx bench/run.ts --only=service
+ *   npx tsx bench/cpuprofile-top.ts /tmp/swap-prof/<file>.cpuprofile
+ */
+import { mkdir } from 'node:fs/promises';
+import os from 'node:os';
+import pg from 'pg';
+import pino from 'pino';
+import { loadConfig } from '../src/config';
+import type { Clock } from '../src/domain/clock';
+import { type RunningService, startService } from '../src/main';
+import { SwapExecutor } from '../src/swaps/swap-executor';
+import { createBenchDatabase } from './bench-database';
+import { type BenchMode, BenchUsageError, parseBenchOptions } from './bench-options';
+import { type Cell, formatTable, percentile, throughputOf } from './bench-report';
+import { checkBenchSchedule } from './bench-schedule-check';
+import { profileFileOf, runLoad, type SwapDriver } from './load-runner';
+import { createRawPool, pgClientClasses, RawSqlSwap } from './raw-sql-swap';
+import { statementsOf } from './statement-census';
+import { executorDriver, grpcDriver, rawSqlDriver } from './swap-drivers';
+import { BENCH_TODAY, ROWS_PER_SWAP, seedSwapPairs, type SwapPair } from './swap-pairs';
+
+// Vacuumed before every cell, so each starts from the same table and index sizes
+// rather than inheriting the dead tuples of the cells before it.
+const VACUUM_SQL = 'vacuum (analyze) assignment, call_assignment, faculty_week, swap_record';
+
+async function main(): Promise<number> {
+  const options = parseBenchOptions(process.argv.slice(2), process.env);
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+  if (options.profileDir) await mkdir(options.profileDir, { recursive: true });
+
+  const db = await createBenchDatabase(options.adminUrl);
+  say(`bench database ${db.name} created and migrated`);
+  const admin = new pg.Client({ connectionString: db.url });
+  let service: RunningService | undefined;
+  let raw: pg.Pool | undefined;
+  let grpc: ReturnType<typeof grpcDriver> | undefined;
+  try {
+    await admin.connect();
+    const pairs = await seedSwapPairs(admin, options.pairs);
+    const serverVersion = (
+      await admin.query<{ v: string }>(`select current_setting('server_version') as v`)
+    ).rows[0]!.v;
+
+    // A fixed "today": the rules then judge every run alike, whatever the date.
+    const clock: Clock = { now: () => new Date(`${BENCH_TODAY}T12:00:00Z`) };
+    const config = loadConfig({
+      NODE_ENV: 'test',
+      DATABASE_URL: db.url,
+      GRPC_HOST: '127.0.0.1',
+      GRPC_PORT: '0',
+      GRPC_REFLECTION: 'false',
+      LOG_LEVEL: 'silent',
+      DB_POOL_MAX: String(options.poolMax),
+      DB_MIGRATE_ON_START: 'false',
+      SEED_DEMO: 'false',
+    });
+    const drivers = new Map<BenchMode, SwapDriver>();
+    if (options.modes.includes('service') || options.modes.includes('executor')) {
+      service = await startService(config, { clock, log: pino({ level: 'silent' }) });
+      grpc = grpcDriver(service.port);
+      drivers.set('service', grpc.driver);
+      drivers.set(
+        'executor',
+        executorDriver(new SwapExecutor(service.transactions, clock, config.swaps)),
+      );
+    }
+    if (options.modes.includes('sql')) {
+      raw = createRawPool(db.url, options.poolMax);
+      const rawSwap = new RawSqlSwap(raw, clock, {
+        timeoutMs: config.transactions.timeoutCeilingMs,
+        shortNoticeDays: config.swaps.shortNoticeDays,
+      });
+      drivers.set('sql', rawSqlDriver(rawSwap));
+    }
+
+    const out: string[] = [];
+    out.push(
+      `swap-service bench: node ${process.version}, ${os.cpus().length} CPUs, PostgreSQL ${serverVersion}, pool ${options.poolMax} connections per mode`,
+      `schedule: ${options.pairs} faculty pairs, each swap locks ${ROWS_PER_SWAP.facultyWeeksLocked} faculty_week rows, ` +
+        `moves ${ROWS_PER_SWAP.assignmentsMoved} assignments + ${ROWS_PER_SWAP.callsMoved} calls (versioned), inserts ${ROWS_PER_SWAP.recordsInserted} swap_record`,
+      `warm-up: ${options.jitWarmupMs} ms per mode first, then per cell ${options.warmupMs} ms warm-up and ${options.measureMs} ms measured (tables vacuumed before each cell)`,
+      `modes: service = ExecuteSwap over gRPC, executor = SwapExecutor.execute in-process, sql = same transaction over pg`,
+      '',
+    );
+
+    // One swap per mode with every statement counted: the round trips each path makes.
+    out.push('statements per swap (one swap each, outside any measurement):');
+    for (const mode of options.modes) {
+      const statements = await statementsOf(pgClientClasses(), () =>
+        swapOnce(drivers.get(mode)!, pairs[0]!),
+      );
+      out.push(`  ${mode}: ${statements.length}`);
+      for (const s of statements) out.push(`    ${s.length > 110 ? `${s.slice(0, 110)}…` : s}`);
+    }
+    out.push('');
+
+    // The first few hundred swaps of a mode run partly unoptimized; without this the
+    // first cell measured (service at concurrency 1) would pay for V8's warm-up.
+    const highest = Math.max(...options.concurrencies);
+    for (const mode of options.modes) {
+      if (options.jitWarmupMs > 0) {
+        await runLoad(drivers.get(mode)!, pairs, {
+          concurrency: highest,
+          durationMs: options.jitWarmupMs,
+          database: db.name,
+        });
+      }
+    }
+
+    const cells: Cell[] = [];
+    for (const concurrency of options.concurrencies) {
+      for (const mode of options.modes) {
+        const driver = drivers.get(mode)!;
+        await admin.query(VACUUM_SQL);
+        if (options.warmupMs > 0)
+          await runLoad(driver, pairs, {
+            concurrency,
+            durationMs: options.warmupMs,
+            database: db.name,
+          });
+        const sample = await runLoad(driver, pairs, {
+          concurrency,
+          durationMs: options.measureMs,
+          database: db.name,
+          ...(options.profileDir && {
+            profileFile: profileFileOf(options.profileDir, mode, concurrency),
+          }),
+        });
+        cells.push({ mode, sample });
+        say(
+          `${mode} c=${concurrency}: ${sample.swaps} swaps, ${throughputOf(sample).toFixed(1)}/s, ` +
+            `p50 ${percentile(sample.latenciesMs, 50).toFixed(2)} ms, p99 ${percentile(sample.latenciesMs, 99).toFixed(2)} ms` +
+            (sample.failures ? `, ${sample.failures} FAILED: ${sample.errors.join(' | ')}` : ''),
+        );
+      }
+    }
+
+    out.push(formatTable(cells), '');
+    out.push(
+      'node CPU = process.cpuUsage() delta / swaps: the whole process, so the service modes include the gRPC client too;',
+      "pg CPU = utime+stime of the bench database's PostgreSQL backends over the window / swaps (a lower bound; WAL writer etc. excluded).",
+      '',
+    );
+
+    const committed = pairs.reduce((n, p) => n + p.swaps, 0);
+    const checks = await checkBenchSchedule(admin, pairs, committed);
+    out.push('correctness:');
+    for (const c of checks) out.push(`  [${c.ok ? 'ok' : 'FAIL'}] ${c.name}: ${c.detail}`);
+    if (options.profileDir)
+      out.push('', `CPU profiles of the measured windows: ${options.profileDir}`);
+    process.stdout.write(`${out.join('\n')}\n`);
+
+    const failures = cells.reduce((n, c) => n + c.sample.failures, 0);
+    return checks.every((c) => c.ok) && failures === 0 ? 0 : 1;
+  } finally {
+    grpc?.close();
+    await service?.stop();
+    await raw?.end();
+    await admin.end().catch(() => undefined);
+    await db.drop();
+    say(`bench database ${db.name} dropped`);
+  }
+}
+
+/** One committed swap outside the measurements, with the pair's state kept in step. */
+async function swapOnce(driver: SwapDriver, pair: SwapPair): Promise<void> {
+  await driver(pair);
+  pair.flipped = !pair.flipped;
+  pair.swaps++;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof BenchUsageError) {
+      console.error(error.message);
+      process.exit(2);
+    }
+    console.error('bench failed:', error);
+    process.exit(1);
+  },
+);
