@@ -4,6 +4,15 @@ const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const hostList = z
+  .string()
+  .regex(/^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$/, 'must be host:port[,host:port...]')
+  .transform((v) =>
+    v.split(',').map((hp) => {
+      const [host, port] = hp.split(':');
+      return { host: host!, port: Number(port) };
+    }),
+  );
 
 /**
  * Every environment variable the service reads, with its default. This is the
@@ -39,6 +48,33 @@ const EnvSchema = z.object({
     .max(24 * 365)
     .default(24),
   SHORT_NOTICE_DAYS: int(0, 365).default(14),
+  /** Redis for distributed locks and the replay cache; absent: PostgreSQL advisory locks only. */
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  /** Sentinel deployment: host:port list of sentinels, and the monitored master's name. */
+  REDIS_SENTINELS: hostList.optional(),
+  REDIS_SENTINEL_NAME: z.string().min(1).default('mymaster'),
+  /** Cluster deployment: host:port list of seed nodes. */
+  REDIS_CLUSTER_NODES: hostList.optional(),
+  /** Prefix of every Redis key; it is also the Cluster hash tag, so multi-key scripts stay in one slot. */
+  LOCK_KEY_PREFIX: z
+    .string()
+    .regex(/^[a-z0-9:_-]+$/)
+    .default('swap'),
+  LOCK_TTL_MS: int(500, 600_000).default(10_000),
+  /** Longest a call waits for its locks (never past its deadline). */
+  LOCK_WAIT_MS: int(0, 600_000).default(5_000),
+  /** While Redis is down: `advisory` serializes on PostgreSQL advisory locks, `fail` answers UNAVAILABLE. */
+  LOCK_FALLBACK: z.enum(['advisory', 'fail']).default('advisory'),
+  BREAKER_FAILURE_THRESHOLD: int(1, 1000).default(5),
+  BREAKER_COOLDOWN_MS: int(100, 600_000).default(10_000),
+  IDEMPOTENCY_RETENTION_HOURS: z.coerce
+    .number()
+    .positive()
+    .max(24 * 365)
+    .default(24),
+  IDEMPOTENCY_SWEEP_INTERVAL_MS: int(1_000, 86_400_000).default(60_000),
+  /** Port of the Prometheus scrape endpoint (/metrics); 0 turns it off. */
+  METRICS_PORT: int(0, 65535).default(9464),
 });
 
 /** The validated, frozen configuration of one process. */
@@ -72,6 +108,29 @@ export interface Config {
     rollbackWindowMs: number;
     shortNoticeDays: number;
   };
+  redis: {
+    /** Absent (and no sentinels or cluster): locks are PostgreSQL advisory locks from the start. */
+    url: string | undefined;
+    sentinels: { host: string; port: number }[] | undefined;
+    sentinelName: string;
+    clusterNodes: { host: string; port: number }[] | undefined;
+    keyPrefix: string;
+  };
+  locks: {
+    ttlMs: number;
+    waitMs: number;
+    fallback: 'advisory' | 'fail';
+    breakerFailureThreshold: number;
+    breakerCooldownMs: number;
+  };
+  idempotency: {
+    retentionMs: number;
+    sweepIntervalMs: number;
+  };
+  metrics: {
+    /** 0: no Prometheus endpoint. */
+    port: number;
+  };
 }
 
 /** Names of every variable {@link loadConfig} reads. */
@@ -101,6 +160,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (e.NODE_ENV === 'production' && !e.DATABASE_URL) {
     throw new ConfigError(
       'Invalid configuration:\n  DATABASE_URL: required in production (the embedded PostgreSQL is for development)',
+    );
+  }
+  if (e.NODE_ENV === 'production' && !e.REDIS_URL && !e.REDIS_SENTINELS && !e.REDIS_CLUSTER_NODES) {
+    throw new ConfigError(
+      'Invalid configuration:\n  REDIS_URL: required in production (replicas coordinate their locks through it)',
     );
   }
   if (e.TX_BACKOFF_BASE_MS > e.TX_BACKOFF_MAX_MS) {
@@ -137,6 +201,25 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       rollbackWindowMs: e.ROLLBACK_WINDOW_HOURS * 3_600_000,
       shortNoticeDays: e.SHORT_NOTICE_DAYS,
     },
+    redis: {
+      url: e.REDIS_URL,
+      sentinels: e.REDIS_SENTINELS,
+      sentinelName: e.REDIS_SENTINEL_NAME,
+      clusterNodes: e.REDIS_CLUSTER_NODES,
+      keyPrefix: e.LOCK_KEY_PREFIX,
+    },
+    locks: {
+      ttlMs: e.LOCK_TTL_MS,
+      waitMs: e.LOCK_WAIT_MS,
+      fallback: e.LOCK_FALLBACK,
+      breakerFailureThreshold: e.BREAKER_FAILURE_THRESHOLD,
+      breakerCooldownMs: e.BREAKER_COOLDOWN_MS,
+    },
+    idempotency: {
+      retentionMs: e.IDEMPOTENCY_RETENTION_HOURS * 3_600_000,
+      sweepIntervalMs: e.IDEMPOTENCY_SWEEP_INTERVAL_MS,
+    },
+    metrics: { port: e.METRICS_PORT },
   });
 }
 

@@ -1,6 +1,15 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { type Config, ConfigError, loadConfig } from './config';
+import { CircuitBreaker } from './coordination/circuit-breaker';
+import { GuardedMutations } from './coordination/guarded-mutation';
+import { IdempotencyStore } from './coordination/idempotency-store';
+import { IdempotencySweeper } from './coordination/idempotency-sweeper';
+import { LockAcquireTimeoutError } from './coordination/lock-errors';
+import { createRedisClient } from './coordination/redis-client';
+import { RedisLock } from './coordination/redis-lock';
+import type { LockRedisClient } from './coordination/redis-lock-scripts';
+import { ScheduleLocks } from './coordination/schedule-locks';
 import { isDatabaseEmpty, seedDemoProgram } from './db/demo-seed';
 import { type EmbeddedDatabase, startEmbeddedDatabase } from './db/embedded-database';
 import { migrateToLatest } from './db/migrate';
@@ -26,6 +35,11 @@ export interface RunningService {
   port: number;
   orm: MikroORM;
   transactions: TransactionRunner;
+  locks: ScheduleLocks;
+  /** Absent without Redis. */
+  breaker: CircuitBreaker | undefined;
+  mutations: GuardedMutations;
+  sweeper: IdempotencySweeper;
   stop(): Promise<void>;
 }
 
@@ -41,6 +55,7 @@ export async function startService(
   const clock = overrides.clock ?? systemClock;
   let embedded: EmbeddedDatabase | undefined;
   let orm: MikroORM | undefined;
+  let redis: LockRedisClient | undefined;
   try {
     let databaseUrl = config.database.url;
     if (!databaseUrl) {
@@ -67,10 +82,51 @@ export async function startService(
     }
 
     const transactions = new TransactionRunner(orm, config.transactions);
+    redis = createRedisClient(config.redis, log);
+    const breaker = redis
+      ? new CircuitBreaker({
+          name: 'redis',
+          failureThreshold: config.locks.breakerFailureThreshold,
+          cooldownMs: config.locks.breakerCooldownMs,
+          isExpected: (error) => error instanceof LockAcquireTimeoutError,
+          log,
+        })
+      : undefined;
+    const redisDeps = redis && breaker ? { client: redis, breaker } : undefined;
+    const locks = new ScheduleLocks(
+      redisDeps && {
+        lock: new RedisLock(redisDeps.client, {
+          ttlMs: config.locks.ttlMs,
+          keyPrefix: config.redis.keyPrefix,
+        }),
+        breaker: redisDeps.breaker,
+      },
+      {
+        waitMs: config.locks.waitMs,
+        fallback: config.locks.fallback,
+        retryAfterMs: config.locks.breakerCooldownMs,
+      },
+      log,
+    );
+    log.info(
+      redis ? { locks: 'redis', fallback: config.locks.fallback } : { locks: 'postgres-advisory' },
+      redis
+        ? 'locks: Redis, with PostgreSQL advisory locks while Redis is unavailable'
+        : 'no Redis configured: locks are PostgreSQL advisory locks',
+    );
+    const idempotency = new IdempotencyStore(
+      orm,
+      { retentionMs: config.idempotency.retentionMs, keyPrefix: config.redis.keyPrefix },
+      redisDeps,
+      log,
+    );
+    const sweeper = new IdempotencySweeper(orm, config.idempotency.sweepIntervalMs, log);
+    sweeper.start();
     const swaps = {
       executor: new SwapExecutor(transactions, clock, config.swaps),
       rollback: new SwapRollback(transactions, clock, config.swaps),
       queries: new SwapQueries(transactions),
+      mutations: new GuardedMutations(locks, idempotency, transactions),
     };
     const handlerDeps = { log, defaultDeadlineMs: config.transactions.defaultDeadlineMs };
     const server = new GrpcServer(
@@ -82,20 +138,29 @@ export async function startService(
     log.info({ host: config.grpc.host, port }, 'serving gRPC');
 
     const openOrm = orm;
+    const openRedis = redis;
     let stopping: Promise<void> | undefined;
     return {
       port,
       orm: openOrm,
       transactions,
+      locks,
+      breaker,
+      mutations: swaps.mutations,
+      sweeper,
       stop: () =>
         (stopping ??= (async () => {
           await server.shutdown(config.grpc.shutdownGraceMs);
+          await sweeper.stop();
+          breaker?.shutdown();
+          openRedis?.disconnect();
           await openOrm.close();
           await embedded?.stop();
           log.info('stopped');
         })()),
     };
   } catch (error) {
+    redis?.disconnect();
     await orm?.close().catch(() => undefined);
     await embedded?.stop().catch(() => undefined);
     throw error;

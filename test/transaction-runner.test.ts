@@ -51,6 +51,9 @@ beforeAll(async () => {
   db = await createTestDatabase();
   orm = await createOrm({ clientUrl: db.url, poolMax: 4 });
   observer = await connect(db.url);
+  // A transaction leaked by a broken runner would otherwise make the next
+  // truncate wait out the hook timeout instead of failing with the reason.
+  await observer.query(`set lock_timeout = '10s'`);
 });
 
 afterAll(async () => {

@@ -73,7 +73,12 @@ export class PreconditionFailedError extends DomainError {
  */
 export class ConcurrencyConflictError extends DomainError {
   constructor(
-    readonly reason: 'CONCURRENCY_CONFLICT' | 'LOCK_LOST' | 'REQUEST_IN_PROGRESS',
+    readonly reason:
+      | 'CONCURRENCY_CONFLICT'
+      | 'LOCK_LOST'
+      | 'LOCK_TIMEOUT'
+      | 'STALE_FENCING_TOKEN'
+      | 'REQUEST_IN_PROGRESS',
     message: string,
     readonly retryAfterMs: number,
     options?: ErrorOptions,

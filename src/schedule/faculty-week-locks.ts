@@ -7,6 +7,11 @@ export interface FacultyWeekKey {
   week: string;
 }
 
+/** The distributed-lock name of a faculty week; the same week always gets the same name. */
+export function lockNameOf(key: FacultyWeekKey): string {
+  return `fw:${key.personId}:${key.week}`;
+}
+
 // Locks the existing rows for the keys, in id order. The rows are only locked,
 // never changed here, so they are not loaded as entities.
 const LOCK_SQL = `
@@ -68,4 +73,45 @@ function dedupe(keys: readonly FacultyWeekKey[]): FacultyWeekKey[] {
 
 function keyOf(key: FacultyWeekKey): string {
   return `${key.personId}|${key.week}`;
+}
+
+// Records the token on the weeks (already locked by this transaction) unless a
+// newer holder got there first; returns the weeks that refused it.
+const FENCE_SQL = `
+with wanted as (
+  select fw.id, fw.person_id, fw.week_start, fw.fencing_token
+  from faculty_week fw
+  join unnest(?::uuid[], ?::date[]) as k(person_id, week_start)
+    on fw.person_id = k.person_id and fw.week_start = k.week_start
+), fenced as (
+  update faculty_week fw set fencing_token = ?::bigint
+  from wanted w
+  where fw.id = w.id and (w.fencing_token is null or w.fencing_token <= ?::bigint)
+  returning fw.id
+)
+select w.person_id as "personId", w.week_start as "week", w.fencing_token::text as "token"
+from wanted w where w.id not in (select id from fenced)`;
+
+/** A week that a newer lock holder has already written. */
+export interface FencedOut extends FacultyWeekKey {
+  token: string;
+}
+
+/**
+ * Writes `token` as the fencing token of `keys`, which this transaction has
+ * locked, and returns the weeks whose recorded token is newer (the write must
+ * then be refused).
+ */
+export async function fenceFacultyWeeks(
+  em: EntityManager,
+  keys: readonly FacultyWeekKey[],
+  token: string,
+): Promise<FencedOut[]> {
+  const unique = dedupe(keys);
+  return em.execute<FencedOut[]>(FENCE_SQL, [
+    sqlArray(unique.map((k) => k.personId)),
+    sqlArray(unique.map((k) => k.week)),
+    token,
+    token,
+  ]);
 }

@@ -2,12 +2,13 @@ import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { addDays, isoDateOf } from '../domain/calendar';
 import type { CallBudget } from '../domain/call-budget';
+import { type LockGuard, unguarded } from '../domain/lock-guard';
 import type { Clock } from '../domain/clock';
 import { NotFoundError, PreconditionFailedError, type RuleViolation } from '../domain/errors';
 import type { TransactionRunner } from '../db/transaction-runner';
 import { Assignment } from '../schedule/assignment.entity';
 import { CallAssignment } from '../schedule/call-assignment.entity';
-import { type FacultyWeekKey, lockFacultyWeeks } from '../schedule/faculty-week-locks';
+import { type FacultyWeekKey, lockFacultyWeeks, lockNameOf } from '../schedule/faculty-week-locks';
 import { Person } from '../schedule/person.entity';
 import { StaleScheduleError } from './stale-schedule-error';
 import { readScheduleFacts } from './schedule-facts-reader';
@@ -55,16 +56,31 @@ export class SwapExecutor {
     );
   }
 
-  /** Executes the swap in a transaction of its own. */
+  /**
+   * Executes the swap in a transaction of its own, without distributed locks or
+   * idempotency (the transport wraps calls in both; tools and benchmarks may not).
+   */
   async execute(command: SwapCommand, actor: string, budget: CallBudget): Promise<SwapRecord> {
-    return this.transactions.run(budget, (em) => this.executeIn(em, command, actor));
+    return this.transactions.run(budget, (em) =>
+      this.executeIn(em, command, actor, unguarded(budget)),
+    );
+  }
+
+  /** The lock names a swap must hold: each faculty week it changes. */
+  lockNamesOf(command: SwapCommand): string[] {
+    return touchedWeeksOf(transfersOf(command)).map(lockNameOf);
   }
 
   /**
    * Executes the swap inside the caller's transaction, so another use case
    * (a conflict resolution) can commit it together with its own changes.
    */
-  async executeIn(em: EntityManager, command: SwapCommand, actor: string): Promise<SwapRecord> {
+  async executeIn(
+    em: EntityManager,
+    command: SwapCommand,
+    actor: string,
+    guard: LockGuard,
+  ): Promise<SwapRecord> {
     const transfers = transfersOf(command);
     await lockFacultyWeeks(em, facultyWeeksOf(transfers));
     const facts = await readScheduleFacts(em, command);
@@ -74,6 +90,7 @@ export class SwapExecutor {
       throw new NotFoundError('FACULTY_NOT_FOUND', notFound.message, { subject: notFound.subject });
     if (verdict.errors.length > 0) throw new PreconditionFailedError(verdict.errors);
 
+    await guard.fence(em, touchedWeeksOf(transfers));
     const assignmentMoves = await this.moveAssignments(em, verdict.moves);
     const callMoves = await this.moveCalls(em, transfers);
     const now = this.clock.now();
@@ -95,7 +112,7 @@ export class SwapExecutor {
       rollbackReason: null,
       moves: { assignments: assignmentMoves, calls: callMoves },
       warnings: verdict.warnings,
-      fencingToken: null,
+      fencingToken: guard.fencingToken,
       version: 1,
     });
   }
@@ -175,15 +192,24 @@ export class SwapExecutor {
   }
 }
 
-/**
- * The faculty weeks a swap must hold: each swapped week of both people, and the
- * receivers' neighbouring weeks, which the back-to-back FMIT rule reads.
- */
-export function facultyWeeksOf(transfers: readonly WeekTransfer[]): FacultyWeekKey[] {
+/** The faculty weeks a swap changes: each swapped week, of both people. */
+export function touchedWeeksOf(transfers: readonly WeekTransfer[]): FacultyWeekKey[] {
   return transfers.flatMap((t) => [
     { personId: t.giver, week: t.week },
     { personId: t.receiver, week: t.week },
-    { personId: t.receiver, week: addDays(t.week, -7) },
-    { personId: t.receiver, week: addDays(t.week, 7) },
   ]);
+}
+
+/**
+ * The faculty weeks a swap must lock in PostgreSQL: those it changes, and the
+ * receivers' neighbouring weeks, which the back-to-back FMIT rule reads.
+ */
+export function facultyWeeksOf(transfers: readonly WeekTransfer[]): FacultyWeekKey[] {
+  return [
+    ...touchedWeeksOf(transfers),
+    ...transfers.flatMap((t) => [
+      { personId: t.receiver, week: addDays(t.week, -7) },
+      { personId: t.receiver, week: addDays(t.week, 7) },
+    ]),
+  ];
 }

@@ -1,15 +1,17 @@
 import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { CallBudget } from '../domain/call-budget';
+import { type LockGuard, unguarded } from '../domain/lock-guard';
 import type { Clock } from '../domain/clock';
 import { NotFoundError, PreconditionFailedError, type RuleViolation } from '../domain/errors';
 import { sqlArray } from '../db/sql-array';
 import type { TransactionRunner } from '../db/transaction-runner';
 import { Assignment } from '../schedule/assignment.entity';
 import { CallAssignment } from '../schedule/call-assignment.entity';
-import { lockFacultyWeeks } from '../schedule/faculty-week-locks';
+import { lockFacultyWeeks, lockNameOf } from '../schedule/faculty-week-locks';
 import { Person } from '../schedule/person.entity';
 import { transfersOf } from './swap-command';
+import { touchedWeeksOf } from './swap-executor';
 import { SwapRecord } from './swap-record.entity';
 
 export interface RollbackSettings {
@@ -39,13 +41,21 @@ export class SwapRollback {
     private readonly settings: RollbackSettings,
   ) {}
 
+  /** Rolls back in a transaction of its own, without distributed locks or idempotency. */
   async rollback(
     swapId: string,
     reason: string,
     actor: string,
     budget: CallBudget,
   ): Promise<SwapRecord> {
-    return this.transactions.run(budget, (em) => this.rollbackIn(em, swapId, reason, actor));
+    return this.transactions.run(budget, (em) =>
+      this.rollbackIn(em, swapId, reason, actor, unguarded(budget)),
+    );
+  }
+
+  /** The lock names a rollback must hold: the swap, and every faculty week it changed. */
+  lockNamesOf(record: SwapRecord): string[] {
+    return [`swap:${record.id}`, ...touchedWeeksOf(transfersOf(record)).map(lockNameOf)];
   }
 
   /** Rolls back inside the caller's transaction. */
@@ -54,6 +64,7 @@ export class SwapRollback {
     swapId: string,
     reason: string,
     actor: string,
+    guard: LockGuard,
   ): Promise<SwapRecord> {
     // Lock order: swap_record, then faculty_week, then assignment, then call_assignment.
     const record = await em.findOne(SwapRecord, swapId, { lockMode: LockMode.PESSIMISTIC_WRITE });
@@ -61,14 +72,9 @@ export class SwapRollback {
       throw new NotFoundError('SWAP_NOT_FOUND', `no swap with id ${swapId}`, { swap_id: swapId });
     this.assertRollbackable(record);
 
-    const transfers = transfersOf(record);
-    await lockFacultyWeeks(
-      em,
-      transfers.flatMap((t) => [
-        { personId: t.giver, week: t.week },
-        { personId: t.receiver, week: t.week },
-      ]),
-    );
+    const touched = touchedWeeksOf(transfersOf(record));
+    await lockFacultyWeeks(em, touched);
+    await guard.fence(em, touched);
     const { assignments: assignmentMoves, calls: callMoves } = record.moves;
     const violations: RuleViolation[] = [];
 

@@ -53,6 +53,10 @@ export async function startTestService(env: Record<string, string> = {}): Promis
     GRPC_PORT: '0',
     LOG_LEVEL: 'silent',
     DB_POOL_MAX: '10',
+    // The Redis path runs whenever the machine has Redis (CI sets REDIS_URL); each
+    // service gets its own key prefix, so test files never share lock keys.
+    ...(process.env.REDIS_URL && { REDIS_URL: process.env.REDIS_URL }),
+    LOCK_KEY_PREFIX: `t${db.name.slice(-10)}`,
     ...env,
   });
   const service = await startService(config, { clock, log: pino({ level: logLevel }) });

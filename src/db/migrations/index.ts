@@ -1,5 +1,6 @@
 import type { MigrationObject } from '@mikro-orm/core';
 import { Migration20261127000000Initial } from './Migration20261127000000Initial';
+import { Migration20261127010000Idempotency } from './Migration20261127010000Idempotency';
 
 /**
  * Every migration, in order. Listed explicitly rather than globbed from disk, so
@@ -7,4 +8,5 @@ import { Migration20261127000000Initial } from './Migration20261127000000Initial
  */
 export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261127000000Initial', class: Migration20261127000000Initial },
+  { name: 'Migration20261127010000Idempotency', class: Migration20261127010000Idempotency },
 ];

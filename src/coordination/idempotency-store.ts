@@ -1,0 +1,125 @@
+import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import type { CircuitBreaker } from './circuit-breaker';
+import type { LockRedisClient } from './redis-lock-scripts';
+
+/** A committed response and the fingerprint of the request that produced it. */
+export interface StoredResponse {
+  fingerprint: string;
+  response: Buffer;
+}
+
+export interface IdempotencySettings {
+  retentionMs: number;
+  keyPrefix: string;
+}
+
+const LOOKUP_SQL = `
+select fingerprint, response from idempotency_record
+where scope = ? and request_id = ? and expires_at > now() and response is not null`;
+
+// Claims the key for this transaction. A live key of a committed call makes it
+// return nothing; a key claimed by a transaction still running makes it wait for
+// that transaction; an expired key is taken over as new.
+const CLAIM_SQL = `
+insert into idempotency_record (scope, request_id, fingerprint, expires_at)
+values (?, ?, ?, now() + ?::interval)
+on conflict (scope, request_id) do update
+  set fingerprint = excluded.fingerprint, response = null, created_at = now(), expires_at = excluded.expires_at
+  where idempotency_record.expires_at <= now()
+returning 1 as claimed`;
+
+const COMPLETE_SQL = `update idempotency_record set response = ? where scope = ? and request_id = ?`;
+
+/**
+ * Idempotency keys kept in PostgreSQL, in the same transaction as the change
+ * they record: a key is consumed if and only if the change committed, so a
+ * replay survives restarts and a crash between commit and reply. Redis, when
+ * present, caches completed responses for fast replay; it is never trusted for
+ * anything a cache miss would not also answer.
+ */
+export class IdempotencyStore {
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly settings: IdempotencySettings,
+    private readonly cache: { client: LockRedisClient; breaker: CircuitBreaker } | undefined,
+    private readonly log: Logger,
+  ) {}
+
+  /** The committed response for a key, if any (cache first, then PostgreSQL). */
+  async lookup(scope: string, requestId: string): Promise<StoredResponse | undefined> {
+    const cached = await this.cacheGet(scope, requestId);
+    if (cached) return cached;
+    const [row] = await this.orm.em
+      .fork()
+      .execute<{ fingerprint: string; response: Buffer }[]>(LOOKUP_SQL, [scope, requestId]);
+    return row;
+  }
+
+  /**
+   * Claims the key inside `em`'s transaction, or returns the response a
+   * committed call already stored under it.
+   */
+  async claim(
+    em: EntityManager,
+    scope: string,
+    requestId: string,
+    fingerprint: string,
+  ): Promise<StoredResponse | undefined> {
+    const claimed = await em.execute<{ claimed: number }[]>(CLAIM_SQL, [
+      scope,
+      requestId,
+      fingerprint,
+      `${this.settings.retentionMs} milliseconds`,
+    ]);
+    if (claimed.length > 0) return undefined;
+    const [row] = await em.execute<{ fingerprint: string; response: Buffer }[]>(LOOKUP_SQL, [
+      scope,
+      requestId,
+    ]);
+    if (!row)
+      throw new Error(`idempotency key ${scope}/${requestId} is neither claimable nor complete`);
+    return row;
+  }
+
+  /** Stores the response under the claimed key, in the same transaction as the change. */
+  async complete(
+    em: EntityManager,
+    scope: string,
+    requestId: string,
+    response: Uint8Array,
+  ): Promise<void> {
+    await em.execute(COMPLETE_SQL, [Buffer.from(response), scope, requestId]);
+  }
+
+  /** Caches a committed response (best effort). */
+  async remember(scope: string, requestId: string, stored: StoredResponse): Promise<void> {
+    if (!this.cache) return;
+    const { client, breaker } = this.cache;
+    const value = JSON.stringify({ f: stored.fingerprint, r: stored.response.toString('base64') });
+    await breaker
+      .run(() =>
+        client.set(this.cacheKey(scope, requestId), value, 'PX', this.settings.retentionMs),
+      )
+      .catch((error: unknown) =>
+        this.log.debug({ err: error }, 'could not cache an idempotent response'),
+      );
+  }
+
+  private async cacheGet(scope: string, requestId: string): Promise<StoredResponse | undefined> {
+    if (!this.cache) return undefined;
+    const { client, breaker } = this.cache;
+    try {
+      const value = await breaker.run(() => client.get(this.cacheKey(scope, requestId)));
+      if (!value) return undefined;
+      const parsed = JSON.parse(value) as { f: string; r: string };
+      return { fingerprint: parsed.f, response: Buffer.from(parsed.r, 'base64') };
+    } catch {
+      return undefined;
+    }
+  }
+
+  private cacheKey(scope: string, requestId: string): string {
+    return `{${this.settings.keyPrefix}}:idem:${scope}:${requestId}`;
+  }
+}

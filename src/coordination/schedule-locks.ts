@@ -1,0 +1,227 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import { sqlArray } from '../db/sql-array';
+import { type CallBudget, remainingMs } from '../domain/call-budget';
+import {
+  ConcurrencyConflictError,
+  DeadlineExceededError,
+  ServiceUnavailableError,
+} from '../domain/errors';
+import type { LockGuard } from '../domain/lock-guard';
+import { fenceFacultyWeeks, type FacultyWeekKey } from '../schedule/faculty-week-locks';
+import { BreakerOpenError, type CircuitBreaker } from './circuit-breaker';
+import { LockAcquireTimeoutError, LockNotHeldError } from './lock-errors';
+import type { RedisLease, RedisLock } from './redis-lock';
+
+export interface ScheduleLockSettings {
+  /** Longest a call waits for its locks (never past its deadline). */
+  waitMs: number;
+  /** While Redis is unusable: serialize on advisory locks, or refuse with UNAVAILABLE. */
+  fallback: 'advisory' | 'fail';
+  /** Retry hint for callers refused while the breaker is open. */
+  retryAfterMs: number;
+}
+
+/** One lock acquisition, as observability records it. */
+export interface LockAcquisition {
+  keys: number;
+  backend: 'redis' | 'postgres';
+  waitedMs: number;
+  fencingToken: string | null;
+  outcome: 'acquired' | 'timeout' | 'unavailable' | 'fallback';
+}
+
+export interface ScheduleLockStats {
+  acquired: { redis: number; postgres: number };
+  timeouts: number;
+  lost: number;
+  releaseNotHeld: number;
+  fallbacks: number;
+  refusedUnavailable: number;
+}
+
+// Advisory transaction locks on the same names, in one order; released with the transaction.
+const ADVISORY_SQL = `select pg_advisory_xact_lock(hashtextextended(k, 0)) from unnest(?::text[]) as k order by k`;
+
+/**
+ * Every mutating call runs under locks on the keys it touches. Redis locks
+ * (through a circuit breaker) keep replicas from wasting transactions on the
+ * same rows; when Redis is absent or failing, PostgreSQL advisory transaction
+ * locks on the same keys take over, or the call is refused, as configured.
+ * Correctness never depends on either: the row locks and version checks in
+ * PostgreSQL hold regardless, and fencing tokens stop a writer whose lease has
+ * lapsed from overwriting a newer one.
+ */
+export class ScheduleLocks {
+  private readonly counters: ScheduleLockStats = {
+    acquired: { redis: 0, postgres: 0 },
+    timeouts: 0,
+    lost: 0,
+    releaseNotHeld: 0,
+    fallbacks: 0,
+    refusedUnavailable: 0,
+  };
+  private readonly observers = new Set<(event: LockAcquisition) => void>();
+
+  constructor(
+    private readonly redis: { lock: RedisLock; breaker: CircuitBreaker } | undefined,
+    private readonly settings: ScheduleLockSettings,
+    private readonly log: Logger,
+  ) {}
+
+  /** Which backend new calls will use. */
+  backend(): 'redis' | 'postgres' {
+    return this.redis && this.redis.breaker.state() !== 'open' ? 'redis' : 'postgres';
+  }
+
+  /** Runs `work` while holding locks on `names`; always releases them. */
+  async withLocks<T>(
+    names: readonly string[],
+    budget: CallBudget,
+    work: (guard: LockGuard) => Promise<T>,
+  ): Promise<T> {
+    const lease = this.redis ? await this.acquireRedis(names, budget) : undefined;
+    if (!lease) return work(this.advisoryGuard(names, budget));
+    const signal = AbortSignal.any([budget.signal, lease.signal]);
+    lease.signal.addEventListener('abort', () => this.counters.lost++, { once: true });
+    try {
+      return await work(this.redisGuard(lease, { deadline: budget.deadline, signal }));
+    } finally {
+      await this.release(lease);
+    }
+  }
+
+  stats(): ScheduleLockStats {
+    return structuredClone(this.counters);
+  }
+
+  /** Called for every acquisition (the telemetry layer subscribes). */
+  onAcquisition(observer: (event: LockAcquisition) => void): void {
+    this.observers.add(observer);
+  }
+
+  private async acquireRedis(
+    names: readonly string[],
+    budget: CallBudget,
+  ): Promise<RedisLease | undefined> {
+    const { lock, breaker } = this.redis!;
+    const started = performance.now();
+    const waitUntil = Math.min(Date.now() + this.settings.waitMs, budget.deadline);
+    try {
+      const lease = await breaker.run(() => lock.acquire(names, waitUntil, budget.signal));
+      this.counters.acquired.redis++;
+      this.emit({
+        keys: names.length,
+        backend: 'redis',
+        waitedMs: performance.now() - started,
+        fencingToken: lease.fencingToken,
+        outcome: 'acquired',
+      });
+      return lease;
+    } catch (error) {
+      const waitedMs = performance.now() - started;
+      if (error instanceof LockAcquireTimeoutError) {
+        this.counters.timeouts++;
+        this.emit({
+          keys: names.length,
+          backend: 'redis',
+          waitedMs,
+          fencingToken: null,
+          outcome: 'timeout',
+        });
+        if (remainingMs(budget) <= 0)
+          throw new DeadlineExceededError('the call ran out of time waiting for its locks');
+        throw new ConcurrencyConflictError(
+          'LOCK_TIMEOUT',
+          'another call holds these faculty weeks; retry shortly',
+          this.settings.waitMs / 4,
+          { cause: error },
+        );
+      }
+      if (!(error instanceof BreakerOpenError)) this.log.warn({ err: error }, 'redis lock failed');
+      if (this.settings.fallback === 'fail') {
+        this.counters.refusedUnavailable++;
+        this.emit({
+          keys: names.length,
+          backend: 'redis',
+          waitedMs,
+          fencingToken: null,
+          outcome: 'unavailable',
+        });
+        throw new ServiceUnavailableError(
+          'LOCK_SERVICE_UNAVAILABLE',
+          'the lock service is unavailable; retry later',
+          this.settings.retryAfterMs,
+          { cause: error },
+        );
+      }
+      this.counters.fallbacks++;
+      this.emit({
+        keys: names.length,
+        backend: 'redis',
+        waitedMs,
+        fencingToken: null,
+        outcome: 'fallback',
+      });
+      return undefined;
+    }
+  }
+
+  private async release(lease: RedisLease): Promise<void> {
+    try {
+      await this.redis!.breaker.run(() => lease.release());
+    } catch (error) {
+      // The work is already committed or rolled back; an unreleased key expires on its own.
+      if (error instanceof LockNotHeldError) this.counters.releaseNotHeld++;
+      this.log.warn({ err: error }, 'could not release a lock');
+    }
+  }
+
+  private redisGuard(lease: RedisLease, budget: CallBudget): LockGuard {
+    const lock = this.redis!.lock;
+    return {
+      backend: 'redis',
+      fencingToken: lease.fencingToken,
+      budget,
+      enter: () => Promise.resolve(),
+      fence: async (em: EntityManager, weeks: readonly FacultyWeekKey[]) => {
+        const newer = await fenceFacultyWeeks(em, weeks, lease.fencingToken);
+        if (newer.length === 0) return;
+        // Redis handed out an old token (it lost its counter); never again below these.
+        for (const week of newer) lock.raiseFencingFloor(week.token);
+        throw new ConcurrencyConflictError(
+          'STALE_FENCING_TOKEN',
+          `a newer lock holder has written ${newer.map((w) => `${w.personId}/${w.week}`).join(', ')}; retry`,
+          0,
+        );
+      },
+    };
+  }
+
+  private advisoryGuard(names: readonly string[], budget: CallBudget): LockGuard {
+    const sorted = [...new Set(names)].sort();
+    return {
+      backend: 'postgres',
+      fencingToken: null,
+      budget,
+      enter: async (em: EntityManager) => {
+        const started = performance.now();
+        await em.execute(ADVISORY_SQL, [sqlArray(sorted)]);
+        this.counters.acquired.postgres++;
+        this.emit({
+          keys: sorted.length,
+          backend: 'postgres',
+          waitedMs: performance.now() - started,
+          fencingToken: null,
+          outcome: 'acquired',
+        });
+      },
+      // Advisory locks are held by the transaction itself; nothing can outlive them.
+      fence: () => Promise.resolve(),
+    };
+  }
+
+  private emit(event: LockAcquisition): void {
+    for (const observer of this.observers) observer(event);
+  }
+}
