@@ -1,6 +1,13 @@
-/** The ways a swap can be driven; each is measured at every concurrency. */
-export const BENCH_MODES = ['service', 'executor', 'sql'] as const;
+/**
+ * The ways a swap can be driven; each is measured at every concurrency.
+ * `service` runs without Redis (PostgreSQL advisory locks), `service-redis`
+ * with it (Redis locks, fencing, the replay cache); both keep idempotency.
+ */
+export const BENCH_MODES = ['service', 'service-redis', 'executor', 'sql'] as const;
 export type BenchMode = (typeof BENCH_MODES)[number];
+
+/** Not a swap mode: lock acquire + release, ours against redlock and redis-semaphore. */
+export const LOCKS_PART = 'locks';
 
 /** What one bench run does; parsed once from argv and the environment, then frozen. */
 export interface BenchOptions {
@@ -19,15 +26,29 @@ export interface BenchOptions {
   poolMax: number;
   /** Write a .cpuprofile of each measured window (warm-up excluded) into this directory. */
   profileDir: string | undefined;
+  /** Redis of `service-redis` and of the lock comparison. */
+  redisUrl: string;
+  /** Run the lock comparison (`--only=locks`, or no --only at all). */
+  locks: boolean;
+  lockConcurrencies: readonly number[];
+  /** How many keys one lock holds at once. */
+  lockKeys: readonly number[];
+  /** Per library and cell; split into rounds that alternate the libraries. */
+  lockMeasureMs: number;
+  lockRounds: number;
 }
 
 const DEFAULT_ADMIN_URL = 'postgresql://postgres@127.0.0.1:5432/test';
+const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
-const USAGE = `usage: tsx bench/run.ts [--only=service,executor,sql] [--concurrency=1,32] [--pairs=64]
+const USAGE = `usage: tsx bench/run.ts [--only=service,service-redis,executor,sql,locks] [--concurrency=1,32] [--pairs=64]
                          [--jit-warmup-ms=4000] [--warmup-ms=1500] [--measure-ms=6000] [--pool-max=10] [--profile-dir=/tmp/dir]
+                         [--lock-concurrency=1,16] [--lock-keys=1,4] [--lock-measure-ms=2000] [--lock-rounds=2]
 environment: BENCH_DATABASE_URL or DATABASE_URL (default ${DEFAULT_ADMIN_URL});
+             BENCH_REDIS_URL or REDIS_URL (default ${DEFAULT_REDIS_URL});
              BENCH_MODES, BENCH_CONCURRENCY, BENCH_PAIRS, BENCH_JIT_WARMUP_MS, BENCH_WARMUP_MS, BENCH_MEASURE_MS,
-             BENCH_POOL_MAX, BENCH_PROFILE_DIR stand in for the flags.`;
+             BENCH_POOL_MAX, BENCH_PROFILE_DIR, BENCH_LOCK_CONCURRENCY, BENCH_LOCK_KEYS, BENCH_LOCK_MEASURE_MS,
+             BENCH_LOCK_ROUNDS stand in for the flags.`;
 
 export class BenchUsageError extends Error {
   override name = 'BenchUsageError';
@@ -49,12 +70,15 @@ export function parseBenchOptions(
   }
   const pick = (flag: string, variable: string) => flags.get(flag) ?? env[variable] ?? undefined;
 
-  const modes = list(pick('only', 'BENCH_MODES') ?? BENCH_MODES.join(',')).map((m) => {
-    if (!(BENCH_MODES as readonly string[]).includes(m)) {
-      throw new BenchUsageError(`unknown mode ${JSON.stringify(m)}`);
-    }
-    return m as BenchMode;
-  });
+  const only = list(pick('only', 'BENCH_MODES') ?? [...BENCH_MODES, LOCKS_PART].join(','));
+  const modes = only
+    .filter((m) => m !== LOCKS_PART)
+    .map((m) => {
+      if (!(BENCH_MODES as readonly string[]).includes(m)) {
+        throw new BenchUsageError(`unknown mode ${JSON.stringify(m)}`);
+      }
+      return m as BenchMode;
+    });
   const concurrencies = list(pick('concurrency', 'BENCH_CONCURRENCY') ?? '1,32').map((c) =>
     positiveInt('concurrency', c),
   );
@@ -77,6 +101,21 @@ export function parseBenchOptions(
     measureMs: positiveInt('measure-ms', pick('measure-ms', 'BENCH_MEASURE_MS') ?? '6000'),
     poolMax: positiveInt('pool-max', pick('pool-max', 'BENCH_POOL_MAX') ?? '10'),
     profileDir: pick('profile-dir', 'BENCH_PROFILE_DIR') || undefined,
+    redisUrl: env.BENCH_REDIS_URL || env.REDIS_URL || DEFAULT_REDIS_URL,
+    locks: only.includes(LOCKS_PART),
+    lockConcurrencies: Object.freeze(
+      list(pick('lock-concurrency', 'BENCH_LOCK_CONCURRENCY') ?? '1,16').map((c) =>
+        positiveInt('lock-concurrency', c),
+      ),
+    ),
+    lockKeys: Object.freeze(
+      list(pick('lock-keys', 'BENCH_LOCK_KEYS') ?? '1,4').map((k) => positiveInt('lock-keys', k)),
+    ),
+    lockMeasureMs: positiveInt(
+      'lock-measure-ms',
+      pick('lock-measure-ms', 'BENCH_LOCK_MEASURE_MS') ?? '2000',
+    ),
+    lockRounds: positiveInt('lock-rounds', pick('lock-rounds', 'BENCH_LOCK_ROUNDS') ?? '2'),
   });
 }
 

@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import type pg from 'pg';
 
 type QueryFn = (...args: unknown[]) => unknown;
@@ -30,6 +31,29 @@ export async function statementsOf(
     prototypes.forEach((proto, i) => {
       proto.query = originals[i]!;
     });
+  }
+  return seen;
+}
+
+type SendCommand = (command: { name: string }, ...rest: unknown[]) => unknown;
+
+/**
+ * Runs `work` while recording the name of every command any ioredis client
+ * sends (scripts appear as evalsha). Like `statementsOf`, never during a
+ * measurement.
+ */
+export async function redisCommandsOf(work: () => Promise<void>): Promise<string[]> {
+  const seen: string[] = [];
+  const proto = Redis.prototype as unknown as { sendCommand: SendCommand };
+  const original = proto.sendCommand;
+  proto.sendCommand = function (this: unknown, command, ...rest) {
+    seen.push(command.name);
+    return original.call(this, command, ...rest);
+  };
+  try {
+    await work();
+  } finally {
+    proto.sendCommand = original;
   }
   return seen;
 }

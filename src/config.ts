@@ -229,3 +229,41 @@ function deepFreeze<T extends object>(value: T): T {
   }
   return Object.freeze(value);
 }
+
+/** What the telemetry bootstrap needs; read before anything else is loaded. */
+export interface TelemetryConfig {
+  /** False when OTEL_SDK_DISABLED is set, or when there is nowhere to send data. */
+  enabled: boolean;
+  /** Why telemetry is off, for the start-up log. */
+  disabledBecause: string | undefined;
+  /** Whether an OTLP endpoint is configured (traces and metrics are pushed there). */
+  otlp: boolean;
+  serviceName: string;
+  environment: string;
+  /** Prometheus scrape port; 0: none. */
+  metricsPort: number;
+}
+
+/**
+ * Parses the telemetry settings. The standard OTEL_* variables are read here to
+ * decide whether to start, and by the OpenTelemetry SDK itself for the rest
+ * (endpoints, headers, sampler, resource attributes).
+ */
+export function loadTelemetryConfig(env: Record<string, string | undefined>): TelemetryConfig {
+  const base = loadConfig(env);
+  const otlp = Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+  const disabled = ['true', '1'].includes((env.OTEL_SDK_DISABLED ?? '').toLowerCase());
+  let disabledBecause: string | undefined;
+  if (disabled) disabledBecause = 'OTEL_SDK_DISABLED is set';
+  // Outside production, no endpoint means nobody is listening: spare the export attempts.
+  else if (!otlp && base.metrics.port === 0)
+    disabledBecause = 'no OTLP endpoint and no metrics port';
+  return {
+    enabled: disabledBecause === undefined,
+    disabledBecause,
+    otlp: otlp || base.env === 'production',
+    serviceName: env.OTEL_SERVICE_NAME || 'swap-service',
+    environment: base.env,
+    metricsPort: base.metrics.port,
+  };
+}

@@ -1,11 +1,21 @@
+import { context, trace } from '@opentelemetry/api';
 import pino, { type Logger } from 'pino';
 
-/** The process logger: JSON lines on stdout, one field set for every line. */
+/**
+ * The process logger: JSON lines on stdout. Every line written while a span is
+ * active carries its trace_id and span_id, so a log line leads to its trace.
+ */
 export function createLogger(level: string, base: Record<string, string> = {}): Logger {
   return pino({
     level,
     base: { service: 'swap-service', ...base },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
+    mixin() {
+      const span = trace.getSpan(context.active());
+      if (!span) return {};
+      const { traceId, spanId } = span.spanContext();
+      return { trace_id: traceId, span_id: spanId };
+    },
   });
 }

@@ -20,6 +20,9 @@ import { type Clock, systemClock } from './domain/clock';
 import { GrpcServer } from './grpc/server';
 import { swapServiceHandlers } from './grpc/swap-service';
 import { createLogger } from './logger';
+import { poolStats } from './db/pool-stats';
+import { createServiceTelemetry, observeGauges } from './observability/service-telemetry';
+import { registeredTelemetry } from './observability/telemetry-registry';
 import { SwapExecutor } from './swaps/swap-executor';
 import { SwapQueries } from './swaps/swap-queries';
 import { SwapRollback } from './swaps/swap-rollback';
@@ -81,7 +84,8 @@ export async function startService(
       log.info({ ...summary }, 'seeded the demo program into the empty database');
     }
 
-    const transactions = new TransactionRunner(orm, config.transactions);
+    const telemetry = createServiceTelemetry();
+    const transactions = new TransactionRunner(orm, config.transactions, telemetry);
     redis = createRedisClient(config.redis, log);
     const breaker = redis
       ? new CircuitBreaker({
@@ -107,7 +111,13 @@ export async function startService(
         retryAfterMs: config.locks.breakerCooldownMs,
       },
       log,
+      telemetry,
     );
+    const openOrmForGauges = orm;
+    observeGauges(telemetry, {
+      breakerState: breaker && (() => breaker.state()),
+      pool: () => poolStats(openOrmForGauges),
+    });
     log.info(
       redis ? { locks: 'redis', fallback: config.locks.fallback } : { locks: 'postgres-advisory' },
       redis
@@ -126,9 +136,13 @@ export async function startService(
       executor: new SwapExecutor(transactions, clock, config.swaps),
       rollback: new SwapRollback(transactions, clock, config.swaps),
       queries: new SwapQueries(transactions),
-      mutations: new GuardedMutations(locks, idempotency, transactions),
+      mutations: new GuardedMutations(locks, idempotency, transactions, telemetry),
     };
-    const handlerDeps = { log, defaultDeadlineMs: config.transactions.defaultDeadlineMs };
+    const handlerDeps = {
+      log,
+      defaultDeadlineMs: config.transactions.defaultDeadlineMs,
+      telemetry,
+    };
     const server = new GrpcServer(
       config.grpc,
       { swaps: swapServiceHandlers(swaps, handlerDeps) },
@@ -156,6 +170,8 @@ export async function startService(
           openRedis?.disconnect();
           await openOrm.close();
           await embedded?.stop();
+          // Last, so the spans of the drained calls are exported too.
+          await registeredTelemetry()?.shutdown();
           log.info('stopped');
         })()),
     };

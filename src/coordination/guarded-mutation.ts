@@ -3,13 +3,15 @@ import type { TransactionRunner } from '../db/transaction-runner';
 import type { CallBudget } from '../domain/call-budget';
 import { InvalidArgumentError } from '../domain/errors';
 import type { LockGuard } from '../domain/lock-guard';
+import { createServiceTelemetry, type ServiceTelemetry } from '../observability/service-telemetry';
 import type { IdempotencyStore, StoredResponse } from './idempotency-store';
 import type { ScheduleLocks } from './schedule-locks';
 
 /** One mutating call, as the transport hands it over. */
 export interface Mutation<T> {
-  /** Caller and method: the same request id from another caller or method is another key. */
-  scope: string;
+  /** Caller and method scope the key: the same request id from another of either is another key. */
+  actor: string;
+  method: string;
   requestId: string;
   /** SHA-256 of the canonical request, so a reused key with another body is caught. */
   fingerprint: string;
@@ -36,16 +38,17 @@ export interface MutationResult<T> {
  */
 export class GuardedMutations {
   private replays = 0;
-  private readonly replayObservers = new Set<(scope: string) => void>();
 
   constructor(
     private readonly locks: ScheduleLocks,
     private readonly idempotency: IdempotencyStore,
     private readonly transactions: TransactionRunner,
+    private readonly telemetry: ServiceTelemetry = createServiceTelemetry(),
   ) {}
 
   async run<T>(mutation: Mutation<T>): Promise<MutationResult<T>> {
-    const { scope, requestId, fingerprint } = mutation;
+    const { requestId, fingerprint } = mutation;
+    const scope = `${mutation.actor}:${mutation.method}`;
     const earlier = await this.idempotency.lookup(scope, requestId);
     if (earlier) return this.replay(mutation, earlier);
 
@@ -70,10 +73,6 @@ export class GuardedMutations {
     return this.replays;
   }
 
-  onReplay(observer: (scope: string) => void): void {
-    this.replayObservers.add(observer);
-  }
-
   private replay<T>(mutation: Mutation<T>, stored: StoredResponse): MutationResult<T> {
     if (stored.fingerprint !== mutation.fingerprint) {
       throw new InvalidArgumentError(
@@ -83,7 +82,7 @@ export class GuardedMutations {
       );
     }
     this.replays++;
-    for (const observer of this.replayObservers) observer(mutation.scope);
+    this.telemetry.replays.add(1, { method: mutation.method });
     return { value: mutation.decode(stored.response), replayed: true };
   }
 }

@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Span } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { sqlArray } from '../db/sql-array';
 import { type CallBudget, remainingMs } from '../domain/call-budget';
@@ -8,6 +9,8 @@ import {
   ServiceUnavailableError,
 } from '../domain/errors';
 import type { LockGuard } from '../domain/lock-guard';
+import { recordOutcome } from '../observability/span-status';
+import { createServiceTelemetry, type ServiceTelemetry } from '../observability/service-telemetry';
 import { fenceFacultyWeeks, type FacultyWeekKey } from '../schedule/faculty-week-locks';
 import { BreakerOpenError, type CircuitBreaker } from './circuit-breaker';
 import { LockAcquireTimeoutError, LockNotHeldError } from './lock-errors';
@@ -61,12 +64,11 @@ export class ScheduleLocks {
     fallbacks: 0,
     refusedUnavailable: 0,
   };
-  private readonly observers = new Set<(event: LockAcquisition) => void>();
-
   constructor(
     private readonly redis: { lock: RedisLock; breaker: CircuitBreaker } | undefined,
     private readonly settings: ScheduleLockSettings,
     private readonly log: Logger,
+    private readonly telemetry: ServiceTelemetry = createServiceTelemetry(),
   ) {}
 
   /** Which backend new calls will use. */
@@ -74,16 +76,53 @@ export class ScheduleLocks {
     return this.redis && this.redis.breaker.state() !== 'open' ? 'redis' : 'postgres';
   }
 
-  /** Runs `work` while holding locks on `names`; always releases them. */
+  /**
+   * Runs `work` while holding locks on `names`; always releases them. The whole
+   * locked stretch is one span, so the transaction attempts nest under it.
+   */
   async withLocks<T>(
     names: readonly string[],
     budget: CallBudget,
     work: (guard: LockGuard) => Promise<T>,
   ): Promise<T> {
-    const lease = this.redis ? await this.acquireRedis(names, budget) : undefined;
-    if (!lease) return work(this.advisoryGuard(names, budget));
+    return this.telemetry.tracer.startActiveSpan(
+      'schedule.lock',
+      { attributes: { 'lock.keys': names.length } },
+      async (span) => {
+        try {
+          return await this.holding(names, budget, span, work);
+        } catch (error) {
+          recordOutcome(span, error);
+          throw error;
+        } finally {
+          span.end();
+        }
+      },
+    );
+  }
+
+  stats(): ScheduleLockStats {
+    return structuredClone(this.counters);
+  }
+
+  private async holding<T>(
+    names: readonly string[],
+    budget: CallBudget,
+    span: Span,
+    work: (guard: LockGuard) => Promise<T>,
+  ): Promise<T> {
+    const lease = this.redis ? await this.acquireRedis(names, budget, span) : undefined;
+    if (!lease) return work(this.advisoryGuard(names, budget, span));
     const signal = AbortSignal.any([budget.signal, lease.signal]);
-    lease.signal.addEventListener('abort', () => this.counters.lost++, { once: true });
+    lease.signal.addEventListener(
+      'abort',
+      () => {
+        this.counters.lost++;
+        this.telemetry.locksLost.add(1);
+        span.addEvent('lock.lost');
+      },
+      { once: true },
+    );
     try {
       return await work(this.redisGuard(lease, { deadline: budget.deadline, signal }));
     } finally {
@@ -91,26 +130,19 @@ export class ScheduleLocks {
     }
   }
 
-  stats(): ScheduleLockStats {
-    return structuredClone(this.counters);
-  }
-
-  /** Called for every acquisition (the telemetry layer subscribes). */
-  onAcquisition(observer: (event: LockAcquisition) => void): void {
-    this.observers.add(observer);
-  }
-
   private async acquireRedis(
     names: readonly string[],
     budget: CallBudget,
+    span: Span,
   ): Promise<RedisLease | undefined> {
+    const emit = (event: LockAcquisition) => this.record(span, event);
     const { lock, breaker } = this.redis!;
     const started = performance.now();
     const waitUntil = Math.min(Date.now() + this.settings.waitMs, budget.deadline);
     try {
       const lease = await breaker.run(() => lock.acquire(names, waitUntil, budget.signal));
       this.counters.acquired.redis++;
-      this.emit({
+      emit({
         keys: names.length,
         backend: 'redis',
         waitedMs: performance.now() - started,
@@ -122,7 +154,7 @@ export class ScheduleLocks {
       const waitedMs = performance.now() - started;
       if (error instanceof LockAcquireTimeoutError) {
         this.counters.timeouts++;
-        this.emit({
+        emit({
           keys: names.length,
           backend: 'redis',
           waitedMs,
@@ -141,7 +173,7 @@ export class ScheduleLocks {
       if (!(error instanceof BreakerOpenError)) this.log.warn({ err: error }, 'redis lock failed');
       if (this.settings.fallback === 'fail') {
         this.counters.refusedUnavailable++;
-        this.emit({
+        emit({
           keys: names.length,
           backend: 'redis',
           waitedMs,
@@ -156,7 +188,7 @@ export class ScheduleLocks {
         );
       }
       this.counters.fallbacks++;
-      this.emit({
+      emit({
         keys: names.length,
         backend: 'redis',
         waitedMs,
@@ -198,7 +230,7 @@ export class ScheduleLocks {
     };
   }
 
-  private advisoryGuard(names: readonly string[], budget: CallBudget): LockGuard {
+  private advisoryGuard(names: readonly string[], budget: CallBudget, span: Span): LockGuard {
     const sorted = [...new Set(names)].sort();
     return {
       backend: 'postgres',
@@ -208,7 +240,7 @@ export class ScheduleLocks {
         const started = performance.now();
         await em.execute(ADVISORY_SQL, [sqlArray(sorted)]);
         this.counters.acquired.postgres++;
-        this.emit({
+        this.record(span, {
           keys: sorted.length,
           backend: 'postgres',
           waitedMs: performance.now() - started,
@@ -221,7 +253,17 @@ export class ScheduleLocks {
     };
   }
 
-  private emit(event: LockAcquisition): void {
-    for (const observer of this.observers) observer(event);
+  /** Records one acquisition on the lock span and in the lock-wait histogram. */
+  private record(span: Span, event: LockAcquisition): void {
+    span.setAttributes({
+      'lock.backend': event.backend,
+      'lock.wait_ms': Math.round(event.waitedMs * 1000) / 1000,
+      'lock.outcome': event.outcome,
+      ...(event.fencingToken !== null && { 'lock.fencing_token': event.fencingToken }),
+    });
+    this.telemetry.lockWait.record(event.waitedMs / 1000, {
+      backend: event.backend,
+      outcome: event.outcome,
+    });
   }
 }

@@ -8,6 +8,8 @@ import {
   DomainError,
   ServiceUnavailableError,
 } from '../domain/errors';
+import { recordOutcome } from '../observability/span-status';
+import { createServiceTelemetry, type ServiceTelemetry } from '../observability/service-telemetry';
 import { emptyTransactionStats, type TransactionStats } from './transaction-stats';
 
 /** Retry and timeout settings; see the TX_* variables in `config.ts`. */
@@ -72,6 +74,7 @@ export class TransactionRunner {
   constructor(
     private readonly orm: MikroORM,
     private readonly settings: TransactionSettings,
+    private readonly telemetry: ServiceTelemetry = createServiceTelemetry(),
     private readonly random: () => number = Math.random,
   ) {}
 
@@ -83,20 +86,27 @@ export class TransactionRunner {
   ): Promise<T> {
     const startedAt = performance.now();
     this.counters.started++;
+    let outcome = 'failed';
     try {
       for (let attempt = 1; ; attempt++) {
         this.assertTimeLeft(budget);
         try {
-          const result = await this.attempt(budget, work, attempt, options);
+          const result = await this.tracedAttempt(budget, work, attempt, options);
           this.counters.committed++;
+          outcome = 'committed';
           return result;
         } catch (error) {
           this.counters.rolledBack++;
           const reason = retryReasonOf(error);
-          if (reason === undefined) throw this.translate(error, budget);
+          if (reason === undefined) {
+            const final = this.translate(error, budget);
+            if (final instanceof DeadlineExceededError) outcome = 'deadline_exceeded';
+            throw final;
+          }
           const delay = this.backoff(attempt);
           if (attempt >= this.settings.maxAttempts) {
             this.counters.exhausted++;
+            outcome = 'exhausted';
             throw new ConcurrencyConflictError(
               'CONCURRENCY_CONFLICT',
               `gave up after ${attempt} attempts that each lost to a concurrent writer (${reason}); retry the call`,
@@ -105,12 +115,14 @@ export class TransactionRunner {
             );
           }
           if (remainingMs(budget) <= delay) {
+            outcome = 'deadline_exceeded';
             throw this.outOfTime(
               `the call ran out of time after ${attempt} attempt(s) (${reason})`,
               error,
             );
           }
           this.counters.retries[reason] = (this.counters.retries[reason] ?? 0) + 1;
+          this.telemetry.retries.add(1, { reason });
           await sleep(delay, undefined, { signal: budget.signal }).catch(() => {
             throw this.abortedError(budget);
           });
@@ -122,6 +134,8 @@ export class TransactionRunner {
       d.count++;
       d.total += elapsed;
       d.max = Math.max(d.max, elapsed);
+      this.telemetry.transactions.add(1, { outcome });
+      this.telemetry.transactionDuration.record(elapsed / 1000, { outcome });
     }
   }
 
@@ -143,6 +157,52 @@ export class TransactionRunner {
   /** A snapshot of the counters. */
   stats(): TransactionStats {
     return structuredClone(this.counters);
+  }
+
+  /** One attempt, as its own span: attempt number, isolation, outcome, and why it was retried. */
+  private tracedAttempt<T>(
+    budget: CallBudget,
+    work: UnitOfWork<T>,
+    attempt: number,
+    options: UnitOfWorkOptions,
+  ): Promise<T> {
+    const isolation = options.isolationLevel ?? IsolationLevel.READ_COMMITTED;
+    return this.telemetry.tracer.startActiveSpan(
+      'db.transaction',
+      {
+        attributes: {
+          'db.system.name': 'postgresql',
+          'db.transaction.attempt': attempt,
+          'db.transaction.isolation_level': isolation,
+          'db.transaction.read_only': options.readOnly ?? false,
+        },
+      },
+      async (span) => {
+        try {
+          const result = await this.attempt(budget, work, attempt, options);
+          span.setAttribute('db.transaction.outcome', 'committed');
+          return result;
+        } catch (error) {
+          const reason = retryReasonOf(error);
+          const sqlState = (error as { code?: unknown } | null)?.code;
+          if (typeof sqlState === 'string') span.setAttribute('db.response.status_code', sqlState);
+          if (reason) {
+            // A retry is the toolkit working as designed; it does not make the span an error.
+            span.setAttribute('db.transaction.outcome', 'retry');
+            span.addEvent('transaction.retry', {
+              'db.transaction.retry_reason': reason,
+              ...(typeof sqlState === 'string' && { 'db.response.status_code': sqlState }),
+            });
+          } else {
+            span.setAttribute('db.transaction.outcome', 'rolled_back');
+            recordOutcome(span, this.translate(error, budget, false));
+          }
+          throw error;
+        } finally {
+          span.end();
+        }
+      },
+    );
   }
 
   private async attempt<T>(
@@ -187,11 +247,12 @@ export class TransactionRunner {
     if (remainingMs(budget) <= 0) throw this.outOfTime('the call ran out of time');
   }
 
-  private translate(error: unknown, budget: CallBudget): unknown {
+  private translate(error: unknown, budget: CallBudget, count = true): unknown {
     if (error instanceof DomainError) return error;
     const code = (error as { code?: unknown } | null)?.code;
     if (code === QUERY_CANCELED) {
-      return this.outOfTime('a statement ran past the call budget', error);
+      const message = 'a statement ran past the call budget';
+      return count ? this.outOfTime(message, error) : new DeadlineExceededError(message);
     }
     if (typeof code === 'string' && CONNECTION_FAILURES.has(code)) {
       return new ServiceUnavailableError(

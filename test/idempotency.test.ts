@@ -1,0 +1,793 @@
+import { type ChildProcessByStdio, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import net from 'node:net';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import {
+  type CallOptions as GrpcCallOptions,
+  type ClientUnaryCall,
+  credentials,
+  Metadata,
+  type ServiceError,
+  status,
+} from '@grpc/grpc-js';
+import type pg from 'pg';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config';
+import { addDays } from '../src/domain/calendar';
+import {
+  ExecuteSwapRequest,
+  type ExecuteSwapResponse,
+  RollbackSwapRequest,
+  type RollbackSwapResponse,
+  SwapServiceClient,
+  SwapStatus,
+  SwapType,
+} from '../src/generated/swap/v1/swap';
+import { type RunningService, startService } from '../src/main';
+import { ScheduleFixture } from './support/schedule-fixture';
+import { backendPid, connect, waitFor } from './support/sql-fixtures';
+import { TestClock } from './support/test-clock';
+import { createTestDatabase, type TestDatabase } from './support/test-database';
+import { errorDetails, startTestService, TODAY, type TestService } from './support/test-service';
+
+/**
+ * Every mutating call is idempotent by its request_id, within the caller and
+ * method that sent it. These tests replay keys the ways a client really does:
+ * all at once, after a restart, after the server died between commit and reply,
+ * with another body, from another caller, and after the key has expired; and
+ * they check the sweeper that removes expired keys.
+ */
+
+const REPLAYED_HEADER = 'idempotent-replayed';
+const REPO_ROOT = path.resolve(__dirname, '..');
+
+let ts: TestService;
+let fx: ScheduleFixture;
+beforeAll(async () => {
+  ts = await startTestService();
+  fx = await ScheduleFixture.connect(ts.db.url);
+});
+afterAll(async () => {
+  await fx?.close();
+  await ts?.close();
+});
+
+// ---------------------------------------------------------------------------
+// A client call that also reports whether the server said it was replayed.
+
+/** What one call got back: the response or the error, and the replay header. */
+type Answer<Res> =
+  | { ok: true; response: Res; replayed: boolean }
+  | { ok: false; error: ServiceError; replayed: boolean };
+
+type Invoke<Res> = (
+  metadata: Metadata,
+  options: Partial<GrpcCallOptions>,
+  callback: (error: ServiceError | null, response?: Res) => void,
+) => ClientUnaryCall;
+
+interface AskOptions {
+  /** Sent as `x-actor`; the service scopes idempotency keys by it. */
+  actor?: string;
+  deadlineMs?: number;
+}
+
+function ask<Res>(invoke: Invoke<Res>, options: AskOptions): Promise<Answer<Res>> {
+  const metadata = new Metadata();
+  if (options.actor) metadata.set('x-actor', options.actor);
+  const deadline = new Date(Date.now() + (options.deadlineMs ?? 30_000));
+  return new Promise((resolve) => {
+    let replayed = false;
+    const call = invoke(metadata, { deadline }, (error, response) =>
+      resolve(error ? { ok: false, error, replayed } : { ok: true, response: response!, replayed }),
+    );
+    // Response headers arrive before the message and the status, so before the callback.
+    call.on('metadata', (headers: Metadata) => {
+      replayed = headers.get(REPLAYED_HEADER)[0] === 'true';
+    });
+  });
+}
+
+function executeSwap(
+  client: SwapServiceClient,
+  request: Partial<ExecuteSwapRequest>,
+  options: AskOptions = {},
+): Promise<Answer<ExecuteSwapResponse>> {
+  return ask<ExecuteSwapResponse>(
+    (md, opts, cb) => client.executeSwap(ExecuteSwapRequest.fromPartial(request), md, opts, cb),
+    options,
+  );
+}
+
+function rollbackSwap(
+  client: SwapServiceClient,
+  request: Partial<RollbackSwapRequest>,
+  options: AskOptions = {},
+): Promise<Answer<RollbackSwapResponse>> {
+  return ask<RollbackSwapResponse>(
+    (md, opts, cb) => client.rollbackSwap(RollbackSwapRequest.fromPartial(request), md, opts, cb),
+    options,
+  );
+}
+
+/** The response of an OK answer; anything else fails the test with the status in the message. */
+function okResponse<Res>(answer: Answer<Res>): Res {
+  if (!answer.ok)
+    throw new Error(`expected OK, got ${status[answer.error.code]}: ${answer.error.details}`);
+  return answer.response;
+}
+
+function errorOf<Res>(answer: Answer<Res>): ServiceError {
+  if (answer.ok) throw new Error('expected an error, got OK');
+  return answer.error;
+}
+
+// ---------------------------------------------------------------------------
+// Schedules and what the database holds.
+
+/** A swaps `week` (FMIT, all 14 half-days, a Friday call) with B's `otherWeek`. */
+async function crossWeekSwap(
+  f: ScheduleFixture,
+  week: string,
+  otherWeek: string,
+): Promise<{ a: string; b: string; request: Partial<ExecuteSwapRequest> }> {
+  const a = await f.faculty('core');
+  const b = await f.faculty('core');
+  await f.assignWeek(a, week);
+  await f.assignWeek(b, otherWeek);
+  await f.call(a, addDays(week, 4));
+  return {
+    a,
+    b,
+    request: {
+      sourceFacultyId: a,
+      sourceWeek: week,
+      targetFacultyId: b,
+      targetWeek: otherWeek,
+      swapType: SwapType.SWAP_TYPE_ONE_TO_ONE,
+      reason: 'idempotency',
+      requestId: randomUUID(),
+    },
+  };
+}
+
+/**
+ * A holds the mornings of `week` and B its afternoons; the request swaps the
+ * week one-to-one. Run twice, it swaps back: a body that is valid again after
+ * it has run, so a second execution is visible as such instead of failing.
+ */
+async function sharedWeekSwap(
+  f: ScheduleFixture,
+  week: string,
+): Promise<{ a: string; b: string; request: Partial<ExecuteSwapRequest> }> {
+  const a = await f.faculty('core');
+  const b = await f.faculty('core');
+  await f.assignWeek(a, week, { halves: ['AM'] });
+  await f.assignWeek(b, week, { halves: ['PM'] });
+  return {
+    a,
+    b,
+    request: {
+      sourceFacultyId: a,
+      sourceWeek: week,
+      targetFacultyId: b,
+      targetWeek: week,
+      swapType: SwapType.SWAP_TYPE_ONE_TO_ONE,
+      reason: 'swap halves',
+      requestId: randomUUID(),
+    },
+  };
+}
+
+async function count(db: pg.Pool | pg.Client, sql: string, params: unknown[] = []) {
+  const { rows } = await db.query<{ n: number }>(
+    `select count(*)::int as n from (${sql}) x`,
+    params,
+  );
+  return rows[0]!.n;
+}
+
+/** Swap records in which `personId` is source or target. */
+function swapsOf(db: pg.Pool | pg.Client, personId: string): Promise<number> {
+  return count(db, `select 1 from swap_record where $1 in (source_faculty_id, target_faculty_id)`, [
+    personId,
+  ]);
+}
+
+/** The half-days `personId` holds, as sorted "date half" strings. */
+async function holdings(db: pg.Pool | pg.Client, personId: string): Promise<string[]> {
+  const { rows } = await db.query<{ slot: string }>(
+    `select to_char(b.date, 'YYYY-MM-DD') || ' ' || b.half as slot
+       from assignment a join block b on b.id = a.block_id
+      where a.person_id = $1 order by 1`,
+    [personId],
+  );
+  return rows.map((r) => r.slot);
+}
+
+async function idempotencyRows(db: pg.Pool | pg.Client, requestId: string) {
+  const { rows } = await db.query<{
+    scope: string;
+    fingerprint: string;
+    response: Buffer | null;
+    created_at: Date;
+    expires_at: Date;
+  }>(
+    `select scope, fingerprint, response, created_at, expires_at
+       from idempotency_record where request_id = $1 order by scope`,
+    [requestId],
+  );
+  return rows;
+}
+
+/** Another service on an existing database, built the way main.ts builds one. */
+async function startServiceOn(
+  databaseUrl: string,
+  env: Record<string, string> = {},
+): Promise<{ service: RunningService; client: SwapServiceClient; stop(): Promise<void> }> {
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: databaseUrl,
+    GRPC_HOST: '127.0.0.1',
+    GRPC_PORT: '0',
+    LOG_LEVEL: 'silent',
+    ...(process.env.REDIS_URL && { REDIS_URL: process.env.REDIS_URL }),
+    LOCK_KEY_PREFIX: `t${randomUUID().slice(0, 8)}`,
+    ...env,
+  });
+  const service = await startService(config, {
+    clock: new TestClock(new Date(`${TODAY}T12:00:00Z`)),
+    log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+  });
+  const client = new SwapServiceClient(`127.0.0.1:${service.port}`, credentials.createInsecure(), {
+    'grpc.use_local_subchannel_pool': 1,
+  });
+  return {
+    service,
+    client,
+    stop: async () => {
+      client.close();
+      await service.stop();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+
+describe('ExecuteSwap with one request_id', () => {
+  it('runs once for 20 concurrent identical calls; the other 19 are replays of the same answer', async () => {
+    const { a, b, request } = await crossWeekSwap(fx, '2030-02-04', '2030-02-18');
+    const weekOfA = await holdings(fx.db, a);
+    const weekOfB = await holdings(fx.db, b);
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        executeSwap(ts.client, request, { actor: 'racer', deadlineMs: 60_000 }),
+      ),
+    );
+
+    const responses = answers.map(okResponse);
+    for (const response of responses) expect(response).toEqual(responses[0]);
+    expect(responses[0]!.swap?.status).toBe(SwapStatus.SWAP_STATUS_EXECUTED);
+    expect(answers.filter((x) => x.replayed)).toHaveLength(19);
+
+    const { rows } = await fx.db.query<{ id: string }>(
+      `select id from swap_record where source_faculty_id = $1`,
+      [a],
+    );
+    expect(rows).toEqual([{ id: responses[0]!.swap!.id }]);
+    // Moved once: each holds exactly the other's former week.
+    expect(await holdings(fx.db, a)).toEqual(weekOfB);
+    expect(await holdings(fx.db, b)).toEqual(weekOfA);
+    expect(await idempotencyRows(fx.db, request.requestId!)).toEqual([
+      expect.objectContaining({ scope: 'racer:ExecuteSwap' }),
+    ]);
+  });
+
+  it('replays the committed answer after the service restarts', async () => {
+    const first = await startTestService();
+    let second: Awaited<ReturnType<typeof startServiceOn>> | undefined;
+    const f = await ScheduleFixture.connect(first.db.url);
+    try {
+      const { a, request } = await crossWeekSwap(f, '2030-03-04', '2030-03-18');
+      const original = await executeSwap(first.client, request);
+      expect(original.replayed).toBe(false);
+      const response = okResponse(original);
+      await first.service.stop();
+
+      // Another key prefix, so no Redis entry of the first service can answer:
+      // the replay must come from what PostgreSQL committed.
+      second = await startServiceOn(first.db.url);
+      const replay = await executeSwap(second.client, request);
+      expect(okResponse(replay)).toEqual(response);
+      expect(replay.replayed).toBe(true);
+      expect(await swapsOf(f.db, a)).toBe(1);
+    } finally {
+      await f.close();
+      await second?.stop();
+      await first.close();
+    }
+  });
+
+  it('rejects the same request_id with another body as IDEMPOTENCY_KEY_REUSED, writing nothing', async () => {
+    const { a, request } = await crossWeekSwap(fx, '2030-04-01', '2030-04-15');
+    const other = await crossWeekSwap(fx, '2030-04-01', '2030-04-15');
+    okResponse(await executeSwap(ts.client, request, { actor: 'alice' }));
+    const before = await fx.snapshot();
+    const keyBefore = await idempotencyRows(fx.db, request.requestId!);
+
+    for (const changed of [
+      { ...request, reason: 'another reason' },
+      { ...other.request, requestId: request.requestId },
+    ]) {
+      const answer = await executeSwap(ts.client, changed, { actor: 'alice' });
+      const error = errorOf(answer);
+      expect(error.code).toBe(status.INVALID_ARGUMENT);
+      expect(errorDetails(error).reason).toBe('IDEMPOTENCY_KEY_REUSED');
+      expect(answer.replayed).toBe(false);
+    }
+
+    expect(await fx.snapshot()).toEqual(before);
+    expect(await swapsOf(fx.db, a)).toBe(1);
+    expect(await swapsOf(fx.db, other.a)).toBe(0);
+    expect(await idempotencyRows(fx.db, request.requestId!)).toEqual(keyBefore);
+  });
+
+  it('keeps keys of different actors apart: the same request_id and body from another actor runs again', async () => {
+    const { a, b, request } = await sharedWeekSwap(fx, '2030-04-29');
+    const mornings = await holdings(fx.db, a);
+
+    const byAlice = await executeSwap(ts.client, request, { actor: 'alice' });
+    expect(byAlice.replayed).toBe(false);
+    const aliceSwap = okResponse(byAlice).swap!;
+    expect(await holdings(fx.db, b)).toEqual(mornings);
+
+    // Bob's key is his own: his call executes (and so swaps the halves back)
+    // rather than replaying Alice's answer or being refused as a reused key.
+    const byBob = await executeSwap(ts.client, request, { actor: 'bob' });
+    expect(byBob.replayed).toBe(false);
+    const bobSwap = okResponse(byBob).swap!;
+    expect(bobSwap.id).not.toBe(aliceSwap.id);
+    expect(bobSwap.requestedBy).toBe('bob');
+    expect(await holdings(fx.db, a)).toEqual(mornings);
+    expect(await swapsOf(fx.db, a)).toBe(2);
+
+    // Each actor's retry replays that actor's own answer.
+    const aliceAgain = await executeSwap(ts.client, request, { actor: 'alice' });
+    expect(aliceAgain.replayed).toBe(true);
+    expect(okResponse(aliceAgain).swap).toEqual(aliceSwap);
+    const bobAgain = await executeSwap(ts.client, request, { actor: 'bob' });
+    expect(bobAgain.replayed).toBe(true);
+    expect(okResponse(bobAgain).swap).toEqual(bobSwap);
+    expect(await swapsOf(fx.db, a)).toBe(2);
+    expect((await idempotencyRows(fx.db, request.requestId!)).map((r) => r.scope)).toEqual([
+      'alice:ExecuteSwap',
+      'bob:ExecuteSwap',
+    ]);
+  });
+});
+
+describe('RollbackSwap with one request_id', () => {
+  it('rolls back once; the second call replays the answer', async () => {
+    const before = await fx.snapshot();
+    const { request } = await crossWeekSwap(fx, '2030-05-06', '2030-05-20');
+    const schedule = await fx.snapshot();
+    const { swap } = okResponse(await executeSwap(ts.client, request));
+    expect(before).not.toEqual(schedule);
+
+    // The execute call's request_id, reused on another method: another key, so it runs.
+    const rollback = { swapId: swap!.id, reason: 'changed plans', requestId: request.requestId };
+    const first = await rollbackSwap(ts.client, rollback);
+    expect(first.replayed).toBe(false);
+    const rolledBack = okResponse(first);
+    expect(rolledBack.swap?.status).toBe(SwapStatus.SWAP_STATUS_ROLLED_BACK);
+    const after = await fx.snapshot();
+    expect(after).toEqual(schedule);
+
+    // A second rollback would fail (the swap is no longer EXECUTED); the replay answers OK.
+    const second = await rollbackSwap(ts.client, rollback);
+    expect(second.replayed).toBe(true);
+    expect(okResponse(second)).toEqual(rolledBack);
+    expect(await fx.snapshot()).toEqual(after);
+    const { rows } = await fx.db.query<{ status: string; rolled_back_at: Date }>(
+      `select status, rolled_back_at from swap_record where id = $1`,
+      [swap!.id],
+    );
+    expect(rows).toEqual([{ status: 'ROLLED_BACK', rolled_back_at: expect.any(Date) as Date }]);
+    expect((await idempotencyRows(fx.db, request.requestId!)).map((r) => r.scope)).toEqual([
+      'anonymous:ExecuteSwap',
+      'anonymous:RollbackSwap',
+    ]);
+  });
+});
+
+describe('an expired idempotency key', () => {
+  // 0.0003 hours: keys live for about a second.
+  const SHORT_RETENTION = { IDEMPOTENCY_RETENTION_HOURS: '0.0003' };
+  const RETENTION_MS = 0.0003 * 3_600_000;
+
+  it('is a new key: the same request_id and body execute again', async () => {
+    // No Redis: this is PostgreSQL's verdict alone (the cache is the next test).
+    const short = await startTestService({ ...SHORT_RETENTION, REDIS_URL: '' });
+    const f = await ScheduleFixture.connect(short.db.url);
+    try {
+      const { a, request } = await sharedWeekSwap(f, '2030-06-03');
+      const mornings = await holdings(f.db, a);
+      const first = await executeSwap(short.client, request);
+      const firstSwap = okResponse(first).swap!;
+      const [key] = await idempotencyRows(f.db, request.requestId!);
+
+      await waitFor('the key to expire', async () => {
+        const { rows } = await f.db.query<{ expired: boolean }>(
+          `select expires_at <= now() as expired from idempotency_record where request_id = $1`,
+          [request.requestId],
+        );
+        return rows[0]?.expired ?? true;
+      });
+      const again = await executeSwap(short.client, request);
+      expect(again.replayed).toBe(false);
+      const againSwap = okResponse(again).swap!;
+      expect(againSwap.id).not.toBe(firstSwap.id);
+      // It ran: the halves are swapped back, and there are two swap records.
+      expect(await holdings(f.db, a)).toEqual(mornings);
+      expect(await swapsOf(f.db, a)).toBe(2);
+      const [renewed] = await idempotencyRows(f.db, request.requestId!);
+      expect(renewed!.expires_at.getTime()).toBeGreaterThan(key!.expires_at.getTime());
+    } finally {
+      await f.close();
+      await short.close();
+    }
+  });
+
+  it.skipIf(!process.env.REDIS_URL)(
+    'is a new key with the Redis replay cache too, even when the call took longer than the retention',
+    async () => {
+      const short = await startTestService(SHORT_RETENTION);
+      const f = await ScheduleFixture.connect(short.db.url);
+      const blocker = await connect(short.db.url);
+      const observer = await connect(short.db.url);
+      try {
+        const { a, request } = await sharedWeekSwap(f, '2030-06-10');
+        const mornings = await holdings(f.db, a);
+        const { rows: heldRows } = await f.db.query<{ id: string }>(
+          `select id from assignment where person_id = $1 order by id limit 1`,
+          [a],
+        );
+        // Hold a row the swap needs until its key, claimed at the start of its
+        // transaction, has outlived the retention: it commits already expired.
+        await blocker.query('begin');
+        await blocker.query('select id from assignment where id = $1 for update', [
+          heldRows[0]!.id,
+        ]);
+        const blockerPid = await backendPid(blocker);
+        const first = executeSwap(short.client, request);
+        await waitFor('the swap to wait past its key’s retention', async () => {
+          const { rows } = await observer.query(
+            `select pid from pg_stat_activity
+              where datname = $1 and $2 = any(pg_blocking_pids(pid))
+                and now() > xact_start + $3::interval`,
+            [short.db.name, blockerPid, `${RETENTION_MS} milliseconds`],
+          );
+          return rows.length === 1;
+        });
+        await blocker.query('rollback');
+        const firstSwap = okResponse(await first).swap!;
+        const { rows: keyRows } = await observer.query<{ expired: boolean }>(
+          `select expires_at <= now() as expired from idempotency_record where request_id = $1`,
+          [request.requestId],
+        );
+        expect(keyRows).toEqual([{ expired: true }]);
+
+        // PostgreSQL holds the key as expired, so the retry is new; a cache entry
+        // that outlives the row must not turn it into a replay.
+        const again = await executeSwap(short.client, request);
+        expect(again.replayed).toBe(false);
+        expect(okResponse(again).swap!.id).not.toBe(firstSwap.id);
+        expect(await holdings(f.db, a)).toEqual(mornings);
+      } finally {
+        await blocker.query('rollback').catch(() => undefined);
+        await blocker.end();
+        await observer.end();
+        await f.close();
+        await short.close();
+      }
+    },
+  );
+});
+
+describe('the idempotency sweeper', () => {
+  const HOUR = 3_600_000;
+
+  /** Inserts `n` keys of `scope` that expire `inMs` from now (negative: already expired). */
+  async function insertKeys(scope: string, n: number, inMs: number): Promise<void> {
+    await fx.db.query(
+      `insert into idempotency_record (scope, request_id, fingerprint, response, created_at, expires_at)
+       select $1, gen_random_uuid(), 'f', '\\x00', now() - interval '2 days', now() + $3::interval
+         from generate_series(1, $2)`,
+      [scope, n, `${inMs} milliseconds`],
+    );
+  }
+
+  function keysLeft(scope: string) {
+    return fx.db
+      .query<{ expired: boolean; n: number }>(
+        `select expires_at <= now() as expired, count(*)::int as n
+           from idempotency_record where scope = $1 group by 1 order by 1`,
+        [scope],
+      )
+      .then((r) => r.rows);
+  }
+
+  it('deletes the expired keys and only those', async () => {
+    const scope = `sweep-${randomUUID()}:ExecuteSwap`;
+    await insertKeys(scope, 30, -HOUR);
+    await insertKeys(scope, 1, -1);
+    await insertKeys(scope, 20, HOUR);
+    const otherKeys = await count(fx.db, `select 1 from idempotency_record where scope <> $1`, [
+      scope,
+    ]);
+
+    expect(await ts.service.sweeper.sweep()).toBe(31);
+    expect(await keysLeft(scope)).toEqual([{ expired: false, n: 20 }]);
+    expect(await count(fx.db, `select 1 from idempotency_record where scope <> $1`, [scope])).toBe(
+      otherKeys,
+    );
+    expect(await ts.service.sweeper.sweep()).toBe(0);
+  });
+
+  it('deletes nothing while another replica holds the sweep', async () => {
+    const scope = `sweep-${randomUUID()}:ExecuteSwap`;
+    await insertKeys(scope, 5, -HOUR);
+    const rival = await connect(ts.db.url);
+    try {
+      // The sweeper's advisory lock key, taken the way a sweep on another replica holds it.
+      await rival.query('begin');
+      await rival.query('select pg_advisory_xact_lock(728145001)');
+      expect(await ts.service.sweeper.sweep()).toBe(0);
+      await rival.query('commit');
+      expect(await keysLeft(scope)).toEqual([{ expired: true, n: 5 }]);
+      expect(await ts.service.sweeper.sweep()).toBe(5);
+    } finally {
+      await rival.end();
+    }
+  });
+
+  it('two services sweeping at once delete each expired key once and never a live one', async () => {
+    const scope = `sweep-${randomUUID()}:ExecuteSwap`;
+    // More than one batch of 1000, so the sweeps interleave batch by batch.
+    await insertKeys(scope, 2_500, -HOUR);
+    await insertKeys(scope, 100, HOUR);
+    const other = await startServiceOn(ts.db.url, { REDIS_URL: '' });
+    try {
+      const deleted = await Promise.all([
+        ts.service.sweeper.sweep(),
+        other.service.sweeper.sweep(),
+        ts.service.sweeper.sweep(),
+        other.service.sweeper.sweep(),
+      ]);
+      expect(deleted.reduce((x, y) => x + y, 0)).toBe(2_500);
+      expect(await keysLeft(scope)).toEqual([{ expired: false, n: 100 }]);
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it('does not delete a key that a call took over after it expired', async () => {
+    const requestId = randomUUID();
+    const scope = `sweep-${randomUUID()}:ExecuteSwap`;
+    await fx.db.query(
+      `insert into idempotency_record (scope, request_id, fingerprint, response, expires_at)
+       values ($1, $2, 'old', '\\x00', now() - interval '1 hour')`,
+      [scope, requestId],
+    );
+    const caller = await connect(ts.db.url);
+    try {
+      // What a new call does with an expired key: take it over in its transaction, then commit.
+      await caller.query('begin');
+      await caller.query(
+        `update idempotency_record
+            set fingerprint = 'new', response = null, created_at = now(), expires_at = now() + interval '1 hour'
+          where scope = $1 and request_id = $2`,
+        [scope, requestId],
+      );
+      const callerPid = await backendPid(caller);
+      const sweep = ts.service.sweeper.sweep();
+      await waitFor('the sweep to wait on the taken-over key', async () => {
+        const { rows } = await fx.db.query(
+          `select pid from pg_stat_activity where datname = $1 and $2 = any(pg_blocking_pids(pid))`,
+          [ts.db.name, callerPid],
+        );
+        return rows.length === 1;
+      });
+      await caller.query(
+        `update idempotency_record set response = '\\x01' where scope = $1 and request_id = $2`,
+        [scope, requestId],
+      );
+      await caller.query('commit');
+      await sweep;
+      expect(await idempotencyRows(fx.db, requestId)).toEqual([
+        expect.objectContaining({ fingerprint: 'new', response: Buffer.from([1]) }),
+      ]);
+    } finally {
+      await caller.query('rollback').catch(() => undefined);
+      await caller.end();
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------
+// The service as its own process, killed between commit and reply.
+
+interface ServiceProcess {
+  child: ChildProcessByStdio<null, Readable, Readable>;
+  /** Resolves once the service logs `msg`; rejects if it exits first. */
+  logged(msg: string): Promise<void>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function startServiceProcess(env: Record<string, string>): ServiceProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const logged = async (msg: string) => {
+    const needle = `"msg":${JSON.stringify(msg)}`;
+    await waitFor(`the service to log "${msg}"`, () => {
+      if (stdout.includes(needle)) return true;
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`the service exited before logging "${msg}"; stderr:\n${stderr}`);
+      return false;
+    });
+  };
+  return { child, logged, exited };
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/**
+ * A TCP proxy in front of `targetPort`. Client bytes always pass; once armed,
+ * the server's bytes are swallowed, so a reply is sent but never arrives.
+ * When either side closes, so does the other.
+ */
+async function startBlackholeProxy(targetPort: number) {
+  let armed = false;
+  let swallowed = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((downstream) => {
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    sockets.add(downstream).add(upstream);
+    downstream.pipe(upstream);
+    upstream.on('data', (chunk: Buffer) => {
+      if (armed) swallowed += chunk.length;
+      else downstream.write(chunk);
+    });
+    const closeBoth = () => {
+      downstream.destroy();
+      upstream.destroy();
+    };
+    for (const socket of [downstream, upstream]) {
+      socket.on('error', closeBoth);
+      socket.on('close', closeBoth);
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    arm: () => (armed = true),
+    swallowed: () => swallowed,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('a crash between commit and reply', () => {
+  let db: TestDatabase | undefined;
+  let f: ScheduleFixture | undefined;
+  const children: ServiceProcess[] = [];
+  const clients: SwapServiceClient[] = [];
+  let proxy: Awaited<ReturnType<typeof startBlackholeProxy>> | undefined;
+  afterAll(async () => {
+    for (const client of clients) client.close();
+    for (const { child } of children)
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await Promise.all(children.map((c) => c.exited));
+    await proxy?.close();
+    await f?.close();
+    await db?.drop();
+  });
+
+  function serve(port: number, lockKeyPrefix: string): ServiceProcess {
+    const child = startServiceProcess({
+      DATABASE_URL: db!.url,
+      GRPC_HOST: '127.0.0.1',
+      GRPC_PORT: String(port),
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'info',
+      SEED_DEMO: 'false',
+      METRICS_PORT: '0',
+      ...(process.env.REDIS_URL && { REDIS_URL: process.env.REDIS_URL }),
+      LOCK_KEY_PREFIX: lockKeyPrefix,
+    });
+    children.push(child);
+    return child;
+  }
+
+  function clientOf(port: number): SwapServiceClient {
+    const client = new SwapServiceClient(`127.0.0.1:${port}`, credentials.createInsecure(), {
+      'grpc.use_local_subchannel_pool': 1,
+    });
+    clients.push(client);
+    return client;
+  }
+
+  it(
+    'replays the committed swap to the retry after the server was SIGKILLed before replying',
+    { timeout: 120_000 },
+    async () => {
+      db = await createTestDatabase();
+      f = await ScheduleFixture.connect(db.url);
+      // The children run on the real clock: weeks far ahead of it.
+      const { a, b, request } = await crossWeekSwap(f, '2031-03-03', '2031-03-17');
+      const weekOfA = await holdings(f.db, a);
+      const weekOfB = await holdings(f.db, b);
+
+      const firstPort = await freePort();
+      const first = serve(firstPort, `k${randomUUID().slice(0, 8)}`);
+      await first.logged('serving gRPC');
+      proxy = await startBlackholeProxy(firstPort);
+      const viaProxy = clientOf(proxy.port);
+      // Open the HTTP/2 connection through the proxy while replies still pass.
+      await new Promise<void>((resolve, reject) =>
+        viaProxy.waitForReady(new Date(Date.now() + 10_000), (e) => (e ? reject(e) : resolve())),
+      );
+
+      proxy.arm();
+      const lost = executeSwap(viaProxy, request, { deadlineMs: 60_000 });
+      await waitFor('the swap to commit', async () => (await swapsOf(f!.db, a)) === 1);
+      first.child.kill('SIGKILL');
+      expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
+      const lostAnswer = await lost;
+      expect(lostAnswer.ok).toBe(false);
+
+      // A fresh process on the same database, and another Redis key prefix, so
+      // nothing but what PostgreSQL committed can answer the retry.
+      const secondPort = await freePort();
+      const second = serve(secondPort, `k${randomUUID().slice(0, 8)}`);
+      await second.logged('serving gRPC');
+      const retry = await executeSwap(clientOf(secondPort), request);
+      expect(retry.replayed).toBe(true);
+      const { swap } = okResponse(retry);
+
+      const { rows } = await f.db.query<{ id: string }>(
+        `select id from swap_record where source_faculty_id = $1`,
+        [a],
+      );
+      expect(rows).toEqual([{ id: swap!.id }]);
+      expect(swap?.status).toBe(SwapStatus.SWAP_STATUS_EXECUTED);
+      // Moved once: each holds exactly the other's former week.
+      expect(await holdings(f.db, a)).toEqual(weekOfB);
+      expect(await holdings(f.db, b)).toEqual(weekOfA);
+      expect(await count(f.db, `select 1 from call_assignment where person_id = $1`, [b])).toBe(1);
+    },
+  );
+});

@@ -1,0 +1,444 @@
+import { type ChildProcessByStdio, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import net from 'node:net';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addDays } from '../src/domain/calendar';
+import {
+  ExecuteSwapRequest,
+  ExecuteSwapResponse,
+  SwapServiceClient,
+  SwapType,
+} from '../src/generated/swap/v1/swap';
+import { ScheduleFixture } from './support/schedule-fixture';
+import { waitFor } from './support/sql-fixtures';
+import { createTestDatabase, type TestDatabase } from './support/test-database';
+import { errorDetails } from './support/test-service';
+
+/**
+ * Two replicas of the service, each its own process, over one database and one
+ * Redis with the same lock key prefix, as they run in production. About a
+ * hundred overlapping swaps are sent to them at once, some to both with the
+ * same request_id. Afterwards the schedule must be exactly what the committed
+ * swap records say happened to it, and every request must have run at most once.
+ */
+
+const REPO_ROOT = path.resolve(__dirname, '..');
+const REPLAYED_HEADER = 'idempotent-replayed';
+const FACULTY = 10;
+const WEEKS = 6;
+/** The first three weeks only see same-week exchanges, which are always valid. */
+const EXCHANGE_WEEKS = 3;
+const PAIRS = 15;
+const EXCHANGE_SINGLES = 30;
+const CROSS_SINGLES = 40;
+const GENEROUS_DEADLINE_MS = 120_000;
+
+// ---------------------------------------------------------------------------
+// Service processes.
+
+interface LogLine {
+  level: string;
+  msg: string;
+  [field: string]: unknown;
+}
+
+interface ServiceProcess {
+  child: ChildProcessByStdio<null, Readable, Readable>;
+  logs: LogLine[];
+  stderr: () => string;
+  exited: Promise<unknown>;
+}
+
+function startServiceProcess(env: Record<string, string>): ServiceProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: LogLine[] = [];
+  let pending = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    pending += chunk;
+    const lines = pending.split('\n');
+    pending = lines.pop()!;
+    for (const line of lines) {
+      try {
+        logs.push(JSON.parse(line) as LogLine);
+      } catch {
+        logs.push({ level: 'raw', msg: line });
+      }
+    }
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  return { child, logs, stderr: () => stderr, exited };
+}
+
+async function serving(service: ServiceProcess): Promise<void> {
+  await waitFor('the service to start serving', () => {
+    if (service.logs.some((l) => l.msg === 'serving gRPC')) return true;
+    if (service.child.exitCode !== null || service.child.signalCode !== null)
+      throw new Error(`the service exited at start-up; stderr:\n${service.stderr()}`);
+    return false;
+  });
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+// ---------------------------------------------------------------------------
+// Calls.
+
+type Outcome =
+  | { ok: true; response: ExecuteSwapResponse; replayed: boolean }
+  | { ok: false; code: string; violations: string[]; message: string };
+
+function executeSwap(client: SwapServiceClient, request: ExecuteSwapRequest): Promise<Outcome> {
+  const deadline = new Date(Date.now() + GENEROUS_DEADLINE_MS);
+  return new Promise((resolve) => {
+    let replayed = false;
+    const call = client.executeSwap(
+      request,
+      new Metadata(),
+      { deadline },
+      (error: ServiceError | null, response) =>
+        resolve(
+          error
+            ? {
+                ok: false,
+                code: status[error.code] ?? String(error.code),
+                violations: errorDetails(error).violations,
+                message: error.details,
+              }
+            : { ok: true, response, replayed },
+        ),
+    );
+    call.on('metadata', (headers: Metadata) => {
+      replayed = headers.get(REPLAYED_HEADER)[0] === 'true';
+    });
+  });
+}
+
+function describeOutcome(o: Outcome): string {
+  return o.ok ? 'OK' : `${o.code}/${[...new Set(o.violations)].sort().join('+')}`;
+}
+
+/** A small seeded generator, so a failing workload can be run again as it was. */
+function seeded(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+// ---------------------------------------------------------------------------
+
+let db: TestDatabase | undefined;
+let fx: ScheduleFixture | undefined;
+const services: ServiceProcess[] = [];
+const clients: SwapServiceClient[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  fx = await ScheduleFixture.connect(db.url);
+});
+afterAll(async () => {
+  for (const client of clients) client.close();
+  // Even when an assertion failed midway, no child outlives the file.
+  for (const { child } of services)
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  await Promise.all(services.map((s) => s.exited));
+  await fx?.close();
+  await db?.drop();
+});
+
+describe('two service processes sharing one database and one Redis', () => {
+  it.skipIf(!process.env.REDIS_URL)(
+    'apply ~100 overlapping swaps, each request at most once, and keep the schedule consistent',
+    { timeout: 240_000 },
+    async () => {
+      const seed = Date.now() % 1_000_000;
+      const random = seeded(seed);
+      const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
+      const f = fx!;
+
+      // The children run on the real clock: weeks far ahead of it.
+      const weeks = Array.from({ length: WEEKS }, (_, i) => addDays('2031-03-03', 7 * i));
+      const faculty: string[] = [];
+      for (let i = 0; i < FACULTY; i++) faculty.push(await f.faculty('core', `Dr ${i}`));
+      // Each faculty-week: two random half-days (shared blocks are allowed, so
+      // cross-week swaps can double-book), and sometimes a Friday or Saturday call.
+      // The rotation is not FMIT, so back-to-back weeks are allowed.
+      const slots = [0, 1, 2, 3, 4, 5, 6].flatMap((day) =>
+        (['AM', 'PM'] as const).map((half) => ({ day, half })),
+      );
+      for (const person of faculty) {
+        for (const week of weeks) {
+          const chosen = [...slots].sort(() => random() - 0.5).slice(0, 2);
+          for (const { day, half } of chosen)
+            await f.assign(person, addDays(week, day), half, { rotation: 'wards' });
+          if (random() < 0.4) await f.call(person, addDays(week, random() < 0.5 ? 4 : 5));
+        }
+      }
+
+      const initialAssignments = await f.db.query<{ id: string; person_id: string }>(
+        `select id, person_id from assignment`,
+      );
+      const initialCalls = await f.db.query<{ id: string; person_id: string }>(
+        `select id, person_id from call_assignment`,
+      );
+      const perBlock = `select block_id, count(*)::int as n from assignment group by 1 order by 1`;
+      const perDate = `select date, count(*)::int as n from call_assignment group by 1 order by 1`;
+      const blocksBefore = (await f.db.query(perBlock)).rows;
+      const callsBefore = (await f.db.query(perDate)).rows;
+
+      // The workload. Same-week exchanges (A's and B's half-days of one week trade
+      // places) are valid whatever ran before, so they must all succeed; the pairs
+      // sent to both processes are among them. Cross-week swaps and absorbs in the
+      // other weeks overlap each other and fail or not depending on the order.
+      const twoOf = () => {
+        const a = pick(faculty);
+        let b = pick(faculty);
+        while (b === a) b = pick(faculty);
+        return [a, b] as const;
+      };
+      const exchange = (): ExecuteSwapRequest => {
+        const [a, b] = twoOf();
+        const week = pick(weeks.slice(0, EXCHANGE_WEEKS));
+        return ExecuteSwapRequest.fromPartial({
+          sourceFacultyId: a,
+          sourceWeek: week,
+          targetFacultyId: b,
+          targetWeek: week,
+          swapType: SwapType.SWAP_TYPE_ONE_TO_ONE,
+          reason: 'exchange',
+          requestId: randomUUID(),
+        });
+      };
+      const crossWeek = (): ExecuteSwapRequest => {
+        const [a, b] = twoOf();
+        const late = weeks.slice(EXCHANGE_WEEKS);
+        const week = pick(late);
+        if (random() < 0.3) {
+          return ExecuteSwapRequest.fromPartial({
+            sourceFacultyId: a,
+            sourceWeek: week,
+            targetFacultyId: b,
+            swapType: SwapType.SWAP_TYPE_ABSORB,
+            reason: 'absorb',
+            requestId: randomUUID(),
+          });
+        }
+        let other = pick(late);
+        while (other === week) other = pick(late);
+        return ExecuteSwapRequest.fromPartial({
+          sourceFacultyId: a,
+          sourceWeek: week,
+          targetFacultyId: b,
+          targetWeek: other,
+          swapType: SwapType.SWAP_TYPE_ONE_TO_ONE,
+          reason: 'cross-week',
+          requestId: randomUUID(),
+        });
+      };
+      type Planned = { request: ExecuteSwapRequest; kind: 'pair' | 'exchange' | 'cross' };
+      const planned: Planned[] = [
+        ...Array.from({ length: PAIRS }, () => ({ request: exchange(), kind: 'pair' as const })),
+        ...Array.from({ length: EXCHANGE_SINGLES }, () => ({
+          request: exchange(),
+          kind: 'exchange' as const,
+        })),
+        ...Array.from({ length: CROSS_SINGLES }, () => ({
+          request: crossWeek(),
+          kind: 'cross' as const,
+        })),
+      ].sort(() => random() - 0.5);
+
+      // Both replicas contend on the same Redis lock keys.
+      const lockKeyPrefix = `tp${randomUUID().slice(0, 8)}`;
+      const ports: number[] = [];
+      for (let i = 0; i < 2; i++) {
+        const port = await freePort();
+        ports.push(port);
+        services.push(
+          startServiceProcess({
+            DATABASE_URL: db!.url,
+            GRPC_HOST: '127.0.0.1',
+            GRPC_PORT: String(port),
+            NODE_ENV: 'test',
+            LOG_LEVEL: 'info',
+            SEED_DEMO: 'false',
+            METRICS_PORT: '0',
+            REDIS_URL: process.env.REDIS_URL!,
+            LOCK_KEY_PREFIX: lockKeyPrefix,
+            // Calls queue behind each other; waiting is fine, giving up would blur the verdict.
+            LOCK_WAIT_MS: '60000',
+          }),
+        );
+        // One after the other, so their start-up migrations do not race.
+        await serving(services[i]!);
+      }
+      for (const port of ports) {
+        clients.push(
+          new SwapServiceClient(`127.0.0.1:${port}`, credentials.createInsecure(), {
+            'grpc.use_local_subchannel_pool': 1,
+          }),
+        );
+      }
+      const [one, two] = clients as [SwapServiceClient, SwapServiceClient];
+
+      const results = await Promise.all(
+        planned.map(async (p, i) => ({
+          ...p,
+          outcomes:
+            p.kind === 'pair'
+              ? await Promise.all([executeSwap(one, p.request), executeSwap(two, p.request)])
+              : [await executeSwap(i % 2 === 0 ? one : two, p.request)],
+        })),
+      );
+      const context = `seed ${seed}`;
+
+      // What each caller was told.
+      const tally: Record<string, number> = {};
+      for (const r of results) {
+        for (const o of r.outcomes) {
+          const key = `${r.kind} ${describeOutcome(o)}`;
+          tally[key] = (tally[key] ?? 0) + 1;
+        }
+      }
+      const allowedFailures = new Set(['NO_ASSIGNMENTS', 'DOUBLE_BOOKING']);
+      for (const r of results) {
+        for (const o of r.outcomes) {
+          if (r.kind !== 'cross') expect(describeOutcome(o), context).toBe('OK');
+          else if (!o.ok) {
+            expect(o.code, `${context}: ${o.message}`).toBe('FAILED_PRECONDITION');
+            for (const v of o.violations) expect(allowedFailures, context).toContain(v);
+          }
+        }
+      }
+      // A request sent to both processes: one ran it, the other replayed the same answer.
+      for (const r of results.filter((x) => x.kind === 'pair')) {
+        const [x, y] = r.outcomes as [Outcome, Outcome];
+        expect(x, context).toEqual({ ...y, replayed: x.ok && x.replayed });
+        expect(
+          r.outcomes.map((o) => o.ok && o.replayed).sort(),
+          `${context}: replay headers of a pair`,
+        ).toEqual([false, true]);
+      }
+      const okSwapIds = new Set(
+        results.flatMap((r) => r.outcomes.flatMap((o) => (o.ok ? [o.response.swap!.id] : []))),
+      );
+      const okRequests = results.filter((r) => r.outcomes.some((o) => o.ok)).length;
+      expect(okSwapIds.size, `${context}: ${JSON.stringify(tally)}`).toBe(okRequests);
+
+      // Each request applied at most once: one swap record and one key per request that succeeded.
+      const swaps = await f.db.query<{
+        id: string;
+        moves: {
+          assignments: {
+            assignmentId: string;
+            fromPersonId: string;
+            toPersonId: string;
+            version: number;
+          }[];
+          calls: { callId: string; fromPersonId: string; toPersonId: string; version: number }[];
+        };
+      }>(`select id, moves from swap_record`);
+      expect(new Set(swaps.rows.map((s) => s.id)), context).toEqual(okSwapIds);
+      const keys = await f.db.query<{ scope: string; response: Buffer }>(
+        `select scope, response from idempotency_record`,
+      );
+      expect(keys.rows.map((k) => k.scope).every((s) => s === 'anonymous:ExecuteSwap')).toBe(true);
+      expect(
+        new Set(keys.rows.map((k) => ExecuteSwapResponse.decode(k.response).swap!.id)),
+        context,
+      ).toEqual(okSwapIds);
+      expect(keys.rows).toHaveLength(okRequests);
+
+      // Nobody double-booked; every block and every call date kept its count.
+      expect((await f.invariantBreaches()).doubleBooked, context).toBe(0);
+      expect((await f.db.query(perBlock)).rows, context).toEqual(blocksBefore);
+      expect((await f.db.query(perDate)).rows, context).toEqual(callsBefore);
+
+      // No lost update: each row's moves, in version order, form one unbroken
+      // chain from its first holder to its holder now, one version per move.
+      const chains = async (
+        initial: { id: string; person_id: string }[],
+        table: 'assignment' | 'call_assignment',
+        movesOf: (s: (typeof swaps.rows)[number]) => {
+          id: string;
+          from: string;
+          to: string;
+          version: number;
+        }[],
+      ) => {
+        const now = await f.db.query<{ id: string; person_id: string; version: number }>(
+          `select id, person_id, version from ${table}`,
+        );
+        const current = new Map(now.rows.map((r) => [r.id, r]));
+        const moves = new Map<string, { from: string; to: string; version: number }[]>();
+        for (const { id, ...move } of swaps.rows.flatMap(movesOf))
+          moves.set(id, [...(moves.get(id) ?? []), move]);
+        for (const { id, person_id: first } of initial) {
+          const chain = (moves.get(id) ?? []).sort((a, b) => a.version - b.version);
+          let holder = first;
+          chain.forEach((m, i) => {
+            expect(m, `${context}: ${table} ${id} move ${i}`).toEqual({
+              from: holder,
+              to: m.to,
+              version: i + 2,
+            });
+            holder = m.to;
+          });
+          expect(current.get(id), `${context}: ${table} ${id}`).toEqual({
+            id,
+            person_id: holder,
+            version: chain.length + 1,
+          });
+        }
+      };
+      await chains(initialAssignments.rows, 'assignment', (s) =>
+        s.moves.assignments.map((m) => ({
+          id: m.assignmentId,
+          from: m.fromPersonId,
+          to: m.toPersonId,
+          version: m.version,
+        })),
+      );
+      await chains(initialCalls.rows, 'call_assignment', (s) =>
+        s.moves.calls.map((m) => ({
+          id: m.callId,
+          from: m.fromPersonId,
+          to: m.toPersonId,
+          version: m.version,
+        })),
+      );
+
+      // Both replicas locked through Redis, and neither logged a warning or an error.
+      for (const service of services) {
+        expect(service.logs.some((l) => l.locks === 'redis')).toBe(true);
+        expect(
+          service.logs.filter((l) => ['warn', 'error', 'fatal'].includes(l.level)),
+          context,
+        ).toEqual([]);
+      }
+      console.log(`two-processes ${context}: ${JSON.stringify(tally)}`);
+    },
+  );
+});
