@@ -15,7 +15,7 @@ import { formatLockTable, slowerCells } from './lock-report';
  * `refreshInterval: 0` have no timer at all.
  */
 const LOCK_TTL_MS = 10_000;
-const JIT_WARMUP_MS = 400;
+const JIT_WARMUP_MS = 1_500;
 const WINDOW_WARMUP_MS = 100;
 
 export interface LockBenchResult {

@@ -47,9 +47,13 @@ export class CircuitBreaker {
       // Our callers bound their own time; a second timeout here would only race them.
       timeout: false,
       resetTimeout: options.cooldownMs,
+      // Opens once at least `failureThreshold` calls in the last two seconds were
+      // seen and more than half of them failed: a short window, so a Redis that
+      // just died is noticed after a few calls, however busy the past was.
       volumeThreshold: options.failureThreshold,
       errorThresholdPercentage: 50,
-      rollingCountTimeout: 10_000,
+      rollingCountTimeout: 2_000,
+      rollingCountBuckets: 10,
       errorFilter: (error: unknown) => options.isExpected?.(error) ?? false,
     });
     this.breaker.on('open', () => this.enter('open'));

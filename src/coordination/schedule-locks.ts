@@ -113,16 +113,27 @@ export class ScheduleLocks {
   ): Promise<T> {
     const lease = this.redis ? await this.acquireRedis(names, budget, span) : undefined;
     if (!lease) return work(this.advisoryGuard(names, budget, span));
-    const signal = AbortSignal.any([budget.signal, lease.signal]);
+    // Losing the lease aborts the work with a retryable LOCK_LOST, which the
+    // transaction runner checks before it commits.
+    const lost = new AbortController();
     lease.signal.addEventListener(
       'abort',
       () => {
         this.counters.lost++;
         this.telemetry.locksLost.add(1);
         span.addEvent('lock.lost');
+        lost.abort(
+          new ConcurrencyConflictError(
+            'LOCK_LOST',
+            'the lock on these faculty weeks was lost before the change could commit; retry',
+            0,
+            { cause: lease.signal.reason },
+          ),
+        );
       },
       { once: true },
     );
+    const signal = AbortSignal.any([budget.signal, lost.signal]);
     try {
       return await work(this.redisGuard(lease, { deadline: budget.deadline, signal }));
     } finally {
