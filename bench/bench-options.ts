@@ -22,6 +22,8 @@ export interface BenchOptions {
   /** Before each cell, at the cell's concurrency. */
   warmupMs: number;
   measureMs: number;
+  /** Windows each cell's measured time is split into, the modes taking turns between them. */
+  rounds: number;
   /** Pool size of the service and of the raw pg.Pool alike, so neither has more connections. */
   poolMax: number;
   /** Write a .cpuprofile of each measured window (warm-up excluded) into this directory. */
@@ -42,12 +44,13 @@ const DEFAULT_ADMIN_URL = 'postgresql://postgres@127.0.0.1:5432/test';
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
 const USAGE = `usage: tsx bench/run.ts [--only=service,service-redis,executor,sql,locks] [--concurrency=1,32] [--pairs=64]
-                         [--jit-warmup-ms=4000] [--warmup-ms=1500] [--measure-ms=6000] [--pool-max=10] [--profile-dir=/tmp/dir]
-                         [--lock-concurrency=1,16] [--lock-keys=1,4] [--lock-measure-ms=2000] [--lock-rounds=2]
+                         [--jit-warmup-ms=4000] [--warmup-ms=1500] [--measure-ms=6000] [--rounds=2] [--pool-max=10]
+                         [--profile-dir=/tmp/dir]
+                         [--lock-concurrency=1,16] [--lock-keys=1,4] [--lock-measure-ms=2000] [--lock-rounds=5]
 environment: BENCH_DATABASE_URL or DATABASE_URL (default ${DEFAULT_ADMIN_URL});
              BENCH_REDIS_URL or REDIS_URL (default ${DEFAULT_REDIS_URL});
              BENCH_MODES, BENCH_CONCURRENCY, BENCH_PAIRS, BENCH_JIT_WARMUP_MS, BENCH_WARMUP_MS, BENCH_MEASURE_MS,
-             BENCH_POOL_MAX, BENCH_PROFILE_DIR, BENCH_LOCK_CONCURRENCY, BENCH_LOCK_KEYS, BENCH_LOCK_MEASURE_MS,
+             BENCH_ROUNDS, BENCH_POOL_MAX, BENCH_PROFILE_DIR, BENCH_LOCK_CONCURRENCY, BENCH_LOCK_KEYS, BENCH_LOCK_MEASURE_MS,
              BENCH_LOCK_ROUNDS stand in for the flags.`;
 
 export class BenchUsageError extends Error {
@@ -82,6 +85,9 @@ export function parseBenchOptions(
   const concurrencies = list(pick('concurrency', 'BENCH_CONCURRENCY') ?? '1,32').map((c) =>
     positiveInt('concurrency', c),
   );
+  if (modes.length === 0 && !only.includes(LOCKS_PART)) {
+    throw new BenchUsageError('--only names nothing to run');
+  }
   const pairs = positiveInt('pairs', pick('pairs', 'BENCH_PAIRS') ?? '64');
   const highest = Math.max(...concurrencies);
   if (pairs < highest) {
@@ -99,6 +105,7 @@ export function parseBenchOptions(
     ),
     warmupMs: positiveInt('warmup-ms', pick('warmup-ms', 'BENCH_WARMUP_MS') ?? '1500', 0),
     measureMs: positiveInt('measure-ms', pick('measure-ms', 'BENCH_MEASURE_MS') ?? '6000'),
+    rounds: positiveInt('rounds', pick('rounds', 'BENCH_ROUNDS') ?? '2'),
     poolMax: positiveInt('pool-max', pick('pool-max', 'BENCH_POOL_MAX') ?? '10'),
     profileDir: pick('profile-dir', 'BENCH_PROFILE_DIR') || undefined,
     redisUrl: env.BENCH_REDIS_URL || env.REDIS_URL || DEFAULT_REDIS_URL,
@@ -115,7 +122,7 @@ export function parseBenchOptions(
       'lock-measure-ms',
       pick('lock-measure-ms', 'BENCH_LOCK_MEASURE_MS') ?? '2000',
     ),
-    lockRounds: positiveInt('lock-rounds', pick('lock-rounds', 'BENCH_LOCK_ROUNDS') ?? '2'),
+    lockRounds: positiveInt('lock-rounds', pick('lock-rounds', 'BENCH_LOCK_ROUNDS') ?? '5'),
   });
 }
 

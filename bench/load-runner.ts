@@ -108,3 +108,23 @@ export async function runLoad(
 export function profileFileOf(dir: string, mode: string, concurrency: number): string {
   return path.join(dir, `swap-bench-${mode}-c${concurrency}.cpuprofile`);
 }
+
+/** The windows of one cell as one sample: counts, times and CPU added, latencies pooled. */
+export function mergeLoadSamples(samples: readonly LoadSample[]): LoadSample {
+  const [first, ...rest] = samples;
+  if (!first) throw new Error('no samples to merge');
+  return rest.reduce<LoadSample>(
+    (sum, s) => ({
+      concurrency: sum.concurrency,
+      swaps: sum.swaps + s.swaps,
+      failures: sum.failures + s.failures,
+      elapsedMs: sum.elapsedMs + s.elapsedMs,
+      latenciesMs: sum.latenciesMs.concat(s.latenciesMs),
+      nodeCpuMs: sum.nodeCpuMs + s.nodeCpuMs,
+      dbCpuMs:
+        sum.dbCpuMs === undefined || s.dbCpuMs === undefined ? undefined : sum.dbCpuMs + s.dbCpuMs,
+      errors: [...sum.errors, ...s.errors].slice(0, KEPT_ERRORS),
+    }),
+    first,
+  );
+}

@@ -37,11 +37,18 @@ import {
 } from './bench-report';
 import { checkBenchSchedule } from './bench-schedule-check';
 import { runLockBench } from './lock-bench';
-import { profileFileOf, runLoad, type SwapDriver } from './load-runner';
+import {
+  type LoadSample,
+  mergeLoadSamples,
+  profileFileOf,
+  runLoad,
+  type SwapDriver,
+} from './load-runner';
 import { createRawPool, pgClientClasses, RawSqlSwap } from './raw-sql-swap';
 import { checkRedisLocking } from './redis-lock-check';
 import { deleteRedisKeys } from './redis-keys';
 import {
+  addLockTimes,
   type LockTime,
   lockTimeBetween,
   type LockTimer,
@@ -149,7 +156,10 @@ async function runSwapBench(options: BenchOptions, keyPrefix: string): Promise<b
       `swap-service bench: node ${process.version}, ${os.cpus().length} CPUs, PostgreSQL ${serverVersion}, pool ${options.poolMax} connections per mode`,
       `schedule: ${options.pairs} faculty pairs, each swap locks ${ROWS_PER_SWAP.facultyWeeksLocked} faculty_week rows, ` +
         `moves ${ROWS_PER_SWAP.assignmentsMoved} assignments + ${ROWS_PER_SWAP.callsMoved} calls (versioned), inserts ${ROWS_PER_SWAP.recordsInserted} swap_record`,
-      `warm-up: ${options.jitWarmupMs} ms per mode first, then per cell ${options.warmupMs} ms warm-up and ${options.measureMs} ms measured (tables vacuumed before each cell)`,
+      `warm-up: ${options.jitWarmupMs} ms per mode first, then per cell ${options.warmupMs} ms warm-up and ${options.measureMs} ms measured (tables vacuumed before each cell)` +
+        (options.rounds > 1
+          ? `,\n  each cell in ${options.rounds} windows of ${Math.round(options.measureMs / options.rounds)} ms (each with its vacuum and warm-up), the modes taking turns`
+          : ''),
       `modes: service = ExecuteSwap over gRPC (PostgreSQL advisory locks), service-redis = the same with REDIS_URL ` +
         `(Redis locks + fencing + replay cache), executor = SwapExecutor.execute in-process, sql = same transaction over pg`,
       '',
@@ -185,28 +195,46 @@ async function runSwapBench(options: BenchOptions, keyPrefix: string): Promise<b
 
     const cells: Cell[] = [];
     const lockTimes = new Map<number, LockTime>();
+    const windowMs = Math.max(1, Math.round(options.measureMs / options.rounds));
     for (const concurrency of options.concurrencies) {
-      for (const mode of options.modes) {
-        const driver = drivers.get(mode)!;
-        await admin.query(VACUUM_SQL);
-        if (options.warmupMs > 0)
-          await runLoad(driver, pairs, {
+      // The modes take turns, in a rotating order, so drift in the machine's speed
+      // (other work on a shared host) falls on all of them alike.
+      const windows = new Map<BenchMode, LoadSample[]>(options.modes.map((m) => [m, []]));
+      for (let round = 0; round < options.rounds; round++) {
+        for (let i = 0; i < options.modes.length; i++) {
+          const mode = options.modes[(i + round) % options.modes.length]!;
+          const driver = drivers.get(mode)!;
+          await admin.query(VACUUM_SQL);
+          if (options.warmupMs > 0)
+            await runLoad(driver, pairs, {
+              concurrency,
+              durationMs: options.warmupMs,
+              database: db.name,
+            });
+          const timedBefore = mode === 'service-redis' ? lockTimer?.snapshot() : undefined;
+          const sample = await runLoad(driver, pairs, {
             concurrency,
-            durationMs: options.warmupMs,
+            durationMs: windowMs,
             database: db.name,
+            ...(options.profileDir && {
+              profileFile: profileFileOf(
+                options.profileDir,
+                options.rounds > 1 ? `${mode}-r${round + 1}` : mode,
+                concurrency,
+              ),
+            }),
           });
-        const timedBefore = mode === 'service-redis' ? lockTimer?.snapshot() : undefined;
-        const sample = await runLoad(driver, pairs, {
-          concurrency,
-          durationMs: options.measureMs,
-          database: db.name,
-          ...(options.profileDir && {
-            profileFile: profileFileOf(options.profileDir, mode, concurrency),
-          }),
-        });
+          windows.get(mode)!.push(sample);
+          if (timedBefore) {
+            const spent = lockTimeBetween(timedBefore, lockTimer!.snapshot());
+            const sum = lockTimes.get(concurrency);
+            lockTimes.set(concurrency, sum ? addLockTimes(sum, spent) : spent);
+          }
+        }
+      }
+      for (const mode of options.modes) {
+        const sample = mergeLoadSamples(windows.get(mode)!);
         cells.push({ mode, sample });
-        if (timedBefore)
-          lockTimes.set(concurrency, lockTimeBetween(timedBefore, lockTimer!.snapshot()));
         say(
           `${mode} c=${concurrency}: ${sample.swaps} swaps, ${throughputOf(sample).toFixed(1)}/s, ` +
             `p50 ${percentile(sample.latenciesMs, 50).toFixed(2)} ms, p99 ${percentile(sample.latenciesMs, 99).toFixed(2)} ms` +

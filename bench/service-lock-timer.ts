@@ -80,3 +80,14 @@ export function lockTimeBetween(before: LockTime, after: LockTime): LockTime {
     extensions: after.extensions - before.extensions,
   };
 }
+
+/** Two spans of lock time added together. */
+export function addLockTimes(a: LockTime, b: LockTime): LockTime {
+  return {
+    acquisitions: a.acquisitions + b.acquisitions,
+    acquireMs: a.acquireMs + b.acquireMs,
+    releases: a.releases + b.releases,
+    releaseMs: a.releaseMs + b.releaseMs,
+    extensions: a.extensions + b.extensions,
+  };
+}

@@ -59,12 +59,19 @@ export class GuardedMutations {
         if (committed) return { kind: 'replay' as const, committed };
         const value = await mutation.work(em, guard);
         const response = Buffer.from(mutation.encode(value));
-        await this.idempotency.complete(em, scope, requestId, response);
-        return { kind: 'fresh' as const, value, response };
+        const ttlMs = await this.idempotency.complete(em, scope, requestId, response);
+        return { kind: 'fresh' as const, value, response, ttlMs, completedAt: performance.now() };
       }),
     );
     if (outcome.kind === 'replay') return this.replay(mutation, outcome.committed);
-    await this.idempotency.remember(scope, requestId, { fingerprint, response: outcome.response });
+    // The key's time left was measured by the database; what has passed since, by us.
+    const ttlMs = outcome.ttlMs - (performance.now() - outcome.completedAt);
+    await this.idempotency.remember(
+      scope,
+      requestId,
+      { fingerprint, response: outcome.response },
+      ttlMs,
+    );
     return { value: outcome.value, replayed: false };
   }
 

@@ -29,7 +29,10 @@ on conflict (scope, request_id) do update
   where idempotency_record.expires_at <= now()
 returning 1 as claimed`;
 
-const COMPLETE_SQL = `update idempotency_record set response = ? where scope = ? and request_id = ?`;
+// Returns how long the key has left, by the database's clock, so the cache never outlives it.
+const COMPLETE_SQL = `
+update idempotency_record set response = ? where scope = ? and request_id = ?
+returning greatest(0, floor(extract(epoch from (expires_at - clock_timestamp())) * 1000))::float8 as "ttlMs"`;
 
 /**
  * Idempotency keys kept in PostgreSQL, in the same transaction as the change
@@ -82,19 +85,32 @@ export class IdempotencyStore {
     return row;
   }
 
-  /** Stores the response under the claimed key, in the same transaction as the change. */
+  /**
+   * Stores the response under the claimed key, in the same transaction as the
+   * change; returns how many milliseconds the key has left.
+   */
   async complete(
     em: EntityManager,
     scope: string,
     requestId: string,
     response: Uint8Array,
-  ): Promise<void> {
-    await em.execute(COMPLETE_SQL, [Buffer.from(response), scope, requestId]);
+  ): Promise<number> {
+    const [row] = await em.execute<{ ttlMs: number }[]>(COMPLETE_SQL, [
+      Buffer.from(response),
+      scope,
+      requestId,
+    ]);
+    return row?.ttlMs ?? 0;
   }
 
-  /** Caches a committed response (best effort). */
-  async remember(scope: string, requestId: string, stored: StoredResponse): Promise<void> {
-    if (!this.cache) return;
+  /** Caches a committed response for at most `ttlMs` (best effort). */
+  async remember(
+    scope: string,
+    requestId: string,
+    stored: StoredResponse,
+    ttlMs: number,
+  ): Promise<void> {
+    if (!this.cache || ttlMs < 1) return;
     const { client, breaker } = this.cache;
     const value = JSON.stringify({ f: stored.fingerprint, r: stored.response.toString('base64') });
     await breaker

@@ -1,3 +1,4 @@
+import { ConflictAlertSchema } from '../conflicts/conflict-alert.entity';
 import { AbsenceSchema } from '../schedule/absence.entity';
 import { AssignmentSchema } from '../schedule/assignment.entity';
 import { BlockSchema } from '../schedule/block.entity';
@@ -15,4 +16,5 @@ export const ENTITIES = [
   AbsenceSchema,
   FacultyWeekSchema,
   SwapRecordSchema,
+  ConflictAlertSchema,
 ];

@@ -1,6 +1,7 @@
 import type { MigrationObject } from '@mikro-orm/core';
 import { Migration20261127000000Initial } from './Migration20261127000000Initial';
 import { Migration20261127010000Idempotency } from './Migration20261127010000Idempotency';
+import { Migration20261127020000Conflicts } from './Migration20261127020000Conflicts';
 
 /**
  * Every migration, in order. Listed explicitly rather than globbed from disk, so
@@ -9,4 +10,5 @@ import { Migration20261127010000Idempotency } from './Migration20261127010000Ide
 export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261127000000Initial', class: Migration20261127000000Initial },
   { name: 'Migration20261127010000Idempotency', class: Migration20261127010000Idempotency },
+  { name: 'Migration20261127020000Conflicts', class: Migration20261127020000Conflicts },
 ];
