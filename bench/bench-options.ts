@@ -44,7 +44,7 @@ const DEFAULT_ADMIN_URL = 'postgresql://postgres@127.0.0.1:5432/test';
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
 const USAGE = `usage: tsx bench/run.ts [--only=service,service-redis,executor,sql,locks] [--concurrency=1,32] [--pairs=64]
-                         [--jit-warmup-ms=4000] [--warmup-ms=1500] [--measure-ms=6000] [--rounds=2] [--pool-max=10]
+                         [--jit-warmup-ms=4000] [--warmup-ms=1500] [--measure-ms=6000] [--rounds=3] [--pool-max=10]
                          [--profile-dir=/tmp/dir]
                          [--lock-concurrency=1,16] [--lock-keys=1,4] [--lock-measure-ms=2000] [--lock-rounds=5]
 environment: BENCH_DATABASE_URL or DATABASE_URL (default ${DEFAULT_ADMIN_URL});
@@ -105,7 +105,7 @@ export function parseBenchOptions(
     ),
     warmupMs: positiveInt('warmup-ms', pick('warmup-ms', 'BENCH_WARMUP_MS') ?? '1500', 0),
     measureMs: positiveInt('measure-ms', pick('measure-ms', 'BENCH_MEASURE_MS') ?? '6000'),
-    rounds: positiveInt('rounds', pick('rounds', 'BENCH_ROUNDS') ?? '2'),
+    rounds: positiveInt('rounds', pick('rounds', 'BENCH_ROUNDS') ?? '3'),
     poolMax: positiveInt('pool-max', pick('pool-max', 'BENCH_POOL_MAX') ?? '10'),
     profileDir: pick('profile-dir', 'BENCH_PROFILE_DIR') || undefined,
     redisUrl: env.BENCH_REDIS_URL || env.REDIS_URL || DEFAULT_REDIS_URL,

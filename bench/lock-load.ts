@@ -20,6 +20,8 @@ export interface LockSample extends LockCell {
   elapsedMs: number;
   /** Acquire + release of each granted attempt, or the refusal, in microseconds. */
   latenciesUs: number[];
+  /** Attempts per second of each window, in the order they ran. */
+  windowRates: number[];
   nodeCpuMs: number;
   /** CPU of the Redis server over the windows; it may serve others too. */
   redisCpuMs: number;
@@ -85,6 +87,7 @@ export async function runLockLoad(
     failures,
     elapsedMs,
     latenciesUs,
+    windowRates: [(granted + refused) / (elapsedMs / 1000)],
     nodeCpuMs: (cpu.user + cpu.system) / 1000,
     redisCpuMs: redisAfter - redisBefore,
     errors,
@@ -103,6 +106,7 @@ export function mergeLockSamples(samples: readonly LockSample[]): LockSample {
       failures: sum.failures + s.failures,
       elapsedMs: sum.elapsedMs + s.elapsedMs,
       latenciesUs: sum.latenciesUs.concat(s.latenciesUs),
+      windowRates: sum.windowRates.concat(s.windowRates),
       nodeCpuMs: sum.nodeCpuMs + s.nodeCpuMs,
       redisCpuMs: sum.redisCpuMs + s.redisCpuMs,
       errors: [...sum.errors, ...s.errors].slice(0, KEPT_ERRORS),

@@ -28,6 +28,7 @@ export function formatLockTable(samples: readonly LockSample[]): string {
     'p50 µs',
     'p99 µs',
     'ours ÷ this (tput)',
+    'per round (min–max)',
     'node CPU µs/attempt',
     'redis CPU µs/attempt',
     'fail',
@@ -47,6 +48,7 @@ export function formatLockTable(samples: readonly LockSample[]): string {
       ours && s.contender !== OURS
         ? (perSecond(attemptsOf(ours), ours) / perSecond(attempts, s)).toFixed(2)
         : '-',
+      ours && s.contender !== OURS ? rangeOf(roundRatios(ours, s)) : '-',
       ((1000 * s.nodeCpuMs) / Math.max(1, attempts)).toFixed(1),
       ((1000 * s.redisCpuMs) / Math.max(1, attempts)).toFixed(1),
       String(s.failures),
@@ -55,18 +57,34 @@ export function formatLockTable(samples: readonly LockSample[]): string {
   return renderTable(header, rows);
 }
 
-/** Every cell where ours did fewer attempts per second than another library. */
-export function slowerCells(samples: readonly LockSample[]): string[] {
-  const slower: string[] = [];
+/**
+ * Cells where ours did fewer attempts per second than another library:
+ * `clearly` when it did so in every round, `within noise` when only overall.
+ */
+export function slowerCells(samples: readonly LockSample[]): {
+  clearly: string[];
+  noise: string[];
+} {
+  const clearly: string[] = [];
+  const noise: string[] = [];
   for (const s of samples) {
     if (s.contender === OURS) continue;
     const ours = samples.find((o) => o.contender === OURS && sameCell(o, s));
     if (!ours) continue;
     const ratio = perSecond(attemptsOf(ours), ours) / perSecond(attemptsOf(s), s);
-    if (ratio < 1)
-      slower.push(
-        `${s.keys} key(s), c=${s.concurrency}, ${caseOf(s)}: ours ${ratio.toFixed(2)}x ${s.contender}`,
-      );
+    const rounds = roundRatios(ours, s);
+    if (ratio >= 1) continue;
+    const where = `${s.keys} key(s) c=${s.concurrency} ${caseOf(s)}: ${ratio.toFixed(2)}x ${s.contender} (rounds ${rangeOf(rounds)})`;
+    (rounds.every((r) => r < 1) ? clearly : noise).push(where);
   }
-  return slower;
+  return { clearly, noise };
+}
+
+/** Ours ÷ the other, round by round (the windows of a round run back to back). */
+function roundRatios(ours: LockSample, other: LockSample): number[] {
+  return ours.windowRates.map((rate, i) => rate / (other.windowRates[i] ?? NaN));
+}
+
+function rangeOf(values: readonly number[]): string {
+  return `${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)}`;
 }

@@ -18,6 +18,7 @@ import os from 'node:os';
 import pg from 'pg';
 import pino from 'pino';
 import { loadConfig } from '../src/config';
+import { ConflictDetector } from '../src/conflicts/conflict-detector';
 import type { Clock } from '../src/domain/clock';
 import { type RunningService, startService } from '../src/main';
 import { SwapExecutor } from '../src/swaps/swap-executor';
@@ -119,18 +120,9 @@ async function runSwapBench(options: BenchOptions, keyPrefix: string): Promise<b
     };
     const config = loadConfig(env);
     const drivers = new Map<BenchMode, SwapDriver>();
-    if (options.modes.includes('service') || options.modes.includes('executor')) {
-      service = await startService(config, { clock, log: pino({ level: 'silent' }) });
-      const grpc = grpcDriver(service.port);
-      grpcClients.push(grpc);
-      drivers.set('service', grpc.driver);
-      drivers.set(
-        'executor',
-        executorDriver(new SwapExecutor(service.transactions, clock, config.swaps)),
-      );
-    }
     if (options.modes.includes('service-redis')) {
-      // The same service with Redis: locks, fencing tokens and the replay cache.
+      // The same service with Redis: locks, fencing tokens and the replay cache. Started
+      // first, so its Redis handshake is over before any statement census begins.
       const redisConfig = loadConfig({
         ...env,
         REDIS_URL: options.redisUrl,
@@ -141,6 +133,23 @@ async function runSwapBench(options: BenchOptions, keyPrefix: string): Promise<b
       const grpc = grpcDriver(serviceRedis.port);
       grpcClients.push(grpc);
       drivers.set('service-redis', grpc.driver);
+    }
+    if (options.modes.includes('service') || options.modes.includes('executor')) {
+      service = await startService(config, { clock, log: pino({ level: 'silent' }) });
+      const grpc = grpcDriver(service.port);
+      grpcClients.push(grpc);
+      drivers.set('service', grpc.driver);
+      drivers.set(
+        'executor',
+        executorDriver(
+          new SwapExecutor(
+            service.transactions,
+            clock,
+            config.swaps,
+            new ConflictDetector(config.conflicts),
+          ),
+        ),
+      );
     }
     if (options.modes.includes('sql')) {
       raw = createRawPool(db.url, options.poolMax);

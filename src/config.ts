@@ -73,6 +73,11 @@ const EnvSchema = z.object({
     .max(24 * 365)
     .default(24),
   IDEMPOTENCY_SWEEP_INTERVAL_MS: int(1_000, 86_400_000).default(60_000),
+  /** FMIT weeks of one faculty member closer than this (Monday to Monday) raise BACK_TO_BACK. */
+  CONFLICT_BACK_TO_BACK_DAYS: int(1, 365).default(14),
+  /** More FMIT/other switches than this within the window raise EXCESSIVE_ALTERNATING. */
+  CONFLICT_MAX_ALTERNATIONS: int(0, 52).default(4),
+  CONFLICT_ALTERNATION_WINDOW_WEEKS: int(2, 52).default(8),
   /** Port of the Prometheus scrape endpoint (/metrics); 0 turns it off. */
   METRICS_PORT: int(0, 65535).default(9464),
 });
@@ -130,6 +135,11 @@ export interface Config {
   metrics: {
     /** 0: no Prometheus endpoint. */
     port: number;
+  };
+  conflicts: {
+    backToBackDays: number;
+    maxAlternations: number;
+    alternationWindowWeeks: number;
   };
 }
 
@@ -220,6 +230,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       sweepIntervalMs: e.IDEMPOTENCY_SWEEP_INTERVAL_MS,
     },
     metrics: { port: e.METRICS_PORT },
+    conflicts: {
+      backToBackDays: e.CONFLICT_BACK_TO_BACK_DAYS,
+      maxAlternations: e.CONFLICT_MAX_ALTERNATIONS,
+      alternationWindowWeeks: e.CONFLICT_ALTERNATION_WINDOW_WEEKS,
+    },
   });
 }
 

@@ -17,6 +17,12 @@ import { createOrm } from './db/orm';
 import { TransactionRunner } from './db/transaction-runner';
 import { isoDateOf } from './domain/calendar';
 import { type Clock, systemClock } from './domain/clock';
+import { ConflictDetector } from './conflicts/conflict-detector';
+import { ConflictQueries } from './conflicts/conflict-queries';
+import { ConflictResolver } from './conflicts/conflict-resolver';
+import { ConflictTriage } from './conflicts/conflict-triage';
+import { ResolutionPlanner } from './conflicts/resolution-planner';
+import { conflictServiceHandlers } from './grpc/conflict-service';
 import { GrpcServer } from './grpc/server';
 import { swapServiceHandlers } from './grpc/swap-service';
 import { createLogger } from './logger';
@@ -132,9 +138,10 @@ export async function startService(
     );
     const sweeper = new IdempotencySweeper(orm, config.idempotency.sweepIntervalMs, log);
     sweeper.start();
+    const detector = new ConflictDetector(config.conflicts);
     const swaps = {
-      executor: new SwapExecutor(transactions, clock, config.swaps),
-      rollback: new SwapRollback(transactions, clock, config.swaps),
+      executor: new SwapExecutor(transactions, clock, config.swaps, detector),
+      rollback: new SwapRollback(transactions, clock, config.swaps, detector),
       queries: new SwapQueries(transactions),
       mutations: new GuardedMutations(locks, idempotency, transactions, telemetry),
     };
@@ -145,7 +152,22 @@ export async function startService(
     };
     const server = new GrpcServer(
       config.grpc,
-      { swaps: swapServiceHandlers(swaps, handlerDeps) },
+      {
+        swaps: swapServiceHandlers(swaps, handlerDeps),
+        conflicts: conflictServiceHandlers(
+          {
+            detector,
+            planner: new ResolutionPlanner(clock, config.swaps.shortNoticeDays),
+            resolver: new ConflictResolver(swaps.executor, clock),
+            triage: new ConflictTriage(clock),
+            queries: new ConflictQueries(transactions),
+            mutations: swaps.mutations,
+            locks,
+            transactions,
+          },
+          handlerDeps,
+        ),
+      },
       log,
     );
     const port = await server.start();

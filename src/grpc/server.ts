@@ -4,10 +4,13 @@ import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
+import { ConflictServiceService, type ConflictServiceServer } from '../generated/swap/v1/conflict';
 import { SwapServiceService, type SwapServiceServer } from '../generated/swap/v1/swap';
 
 /** Fully qualified names of the services we serve; health reports each. */
 export const SWAP_SERVICE_NAME = 'swap.v1.SwapService';
+export const CONFLICT_SERVICE_NAME = 'swap.v1.ConflictService';
+const SERVED = ['', SWAP_SERVICE_NAME, CONFLICT_SERVICE_NAME];
 
 // src/grpc and dist/grpc sit at the same depth, so this finds the contract from both.
 const PROTO_ROOT = path.resolve(__dirname, '../../proto');
@@ -26,15 +29,14 @@ export interface GrpcServerOptions {
  */
 export class GrpcServer {
   private readonly server: Server;
-  private readonly health = new HealthImplementation({
-    '': 'SERVING',
-    [SWAP_SERVICE_NAME]: 'SERVING',
-  });
+  private readonly health = new HealthImplementation(
+    Object.fromEntries(SERVED.map((name) => [name, 'SERVING' as const])),
+  );
   private boundPort: number | undefined;
 
   constructor(
     private readonly options: GrpcServerOptions,
-    handlers: { swaps: SwapServiceServer },
+    handlers: { swaps: SwapServiceServer; conflicts: ConflictServiceServer },
     private readonly log: Logger,
   ) {
     this.server = new Server({
@@ -45,11 +47,13 @@ export class GrpcServer {
       }),
     });
     this.server.addService(SwapServiceService, handlers.swaps);
+    this.server.addService(ConflictServiceService, handlers.conflicts);
     this.health.addToServer(this.server);
     if (options.reflection) {
-      const definition = loadSync(path.join(PROTO_ROOT, 'swap/v1/swap.proto'), {
-        includeDirs: [PROTO_ROOT],
-      });
+      const definition = loadSync(
+        ['swap/v1/swap.proto', 'swap/v1/conflict.proto'].map((file) => path.join(PROTO_ROOT, file)),
+        { includeDirs: [PROTO_ROOT] },
+      );
       new ReflectionService(definition).addToServer(this.server);
     }
   }
@@ -70,8 +74,7 @@ export class GrpcServer {
    * for up to `graceMs`; whatever is still running then is cancelled.
    */
   async shutdown(graceMs: number): Promise<void> {
-    this.health.setStatus('', 'NOT_SERVING');
-    this.health.setStatus(SWAP_SERVICE_NAME, 'NOT_SERVING');
+    for (const name of SERVED) this.health.setStatus(name, 'NOT_SERVING');
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => {
         this.log.warn({ graceMs }, 'grace period over; cancelling the calls still running');

@@ -156,7 +156,8 @@ function fingerprintOf(canonical: Uint8Array): string {
   return createHash('sha256').update(canonical).digest('hex');
 }
 
-function replayedMetadata(): Metadata {
+/** Response metadata for an answer replayed from an earlier call. */
+export function replayedMetadata(): Metadata {
   const metadata = new Metadata();
   metadata.set(REPLAYED_HEADER, 'true');
   return metadata;

@@ -10,6 +10,7 @@ import { Assignment } from '../schedule/assignment.entity';
 import { CallAssignment } from '../schedule/call-assignment.entity';
 import { type FacultyWeekKey, lockFacultyWeeks, lockNameOf } from '../schedule/faculty-week-locks';
 import { Person } from '../schedule/person.entity';
+import type { ConflictDetector } from '../conflicts/conflict-detector';
 import { StaleScheduleError } from './stale-schedule-error';
 import { readScheduleFacts } from './schedule-facts-reader';
 import { type SwapCommand, type WeekTransfer, transfersOf } from './swap-command';
@@ -41,6 +42,7 @@ export class SwapExecutor {
     private readonly transactions: TransactionRunner,
     private readonly clock: Clock,
     private readonly settings: SwapSettings,
+    private readonly detector: ConflictDetector,
   ) {}
 
   /** Runs every rule and reports every violation, writing nothing. */
@@ -94,7 +96,7 @@ export class SwapExecutor {
     const assignmentMoves = await this.moveAssignments(em, verdict.moves);
     const callMoves = await this.moveCalls(em, transfers);
     const now = this.clock.now();
-    return em.create(SwapRecord, {
+    const record = em.create(SwapRecord, {
       id: crypto.randomUUID(),
       sourceFacultyId: command.sourceFacultyId,
       sourceWeek: command.sourceWeek,
@@ -115,6 +117,10 @@ export class SwapExecutor {
       fencingToken: guard.fencingToken,
       version: 1,
     });
+    // Detection reads the schedule with SQL, so the moves must be in it first.
+    await em.flush();
+    await detectAround(this.detector, em, record);
+    return record;
   }
 
   private async moveAssignments(
@@ -212,4 +218,20 @@ export function facultyWeeksOf(transfers: readonly WeekTransfer[]): FacultyWeekK
       { personId: t.receiver, week: addDays(t.week, 7) },
     ]),
   ];
+}
+
+/**
+ * Runs conflict detection for the weeks a swap touched and their neighbours
+ * (back-to-back FMIT spans two weeks), for the two faculty members involved.
+ */
+export async function detectAround(
+  detector: ConflictDetector,
+  em: EntityManager,
+  record: SwapRecord,
+): Promise<void> {
+  const weeks = [record.sourceWeek, ...(record.targetWeek ? [record.targetWeek] : [])].sort();
+  await detector.detect(em, addDays(weeks[0]!, -7), addDays(weeks[weeks.length - 1]!, 7), {
+    causedBySwap: record.id,
+    faculty: [record.sourceFacultyId, record.targetFacultyId],
+  });
 }

@@ -11,7 +11,8 @@ import { CallAssignment } from '../schedule/call-assignment.entity';
 import { lockFacultyWeeks, lockNameOf } from '../schedule/faculty-week-locks';
 import { Person } from '../schedule/person.entity';
 import { transfersOf } from './swap-command';
-import { touchedWeeksOf } from './swap-executor';
+import { detectAround, touchedWeeksOf } from './swap-executor';
+import type { ConflictDetector } from '../conflicts/conflict-detector';
 import { SwapRecord } from './swap-record.entity';
 
 export interface RollbackSettings {
@@ -39,6 +40,7 @@ export class SwapRollback {
     private readonly transactions: TransactionRunner,
     private readonly clock: Clock,
     private readonly settings: RollbackSettings,
+    private readonly detector: ConflictDetector,
   ) {}
 
   /** Rolls back in a transaction of its own, without distributed locks or idempotency. */
@@ -121,6 +123,9 @@ export class SwapRollback {
     record.rolledBackAt = this.clock.now();
     record.rolledBackBy = actor;
     record.rollbackReason = reason;
+    // Undoing a swap can bring back the conflicts it resolved; detection must see the undone schedule.
+    await em.flush();
+    await detectAround(this.detector, em, record);
     return record;
   }
 

@@ -7,6 +7,25 @@ import {
 import pino from 'pino';
 import { loadConfig } from '../../src/config';
 import {
+  AcknowledgeConflictRequest,
+  type AcknowledgeConflictResponse,
+  AutoResolveRequest,
+  type AutoResolveResponse,
+  ConflictServiceClient,
+  DetectConflictsRequest,
+  type DetectConflictsResponse,
+  GetConflictRequest,
+  type GetConflictResponse,
+  GetResolutionOptionsRequest,
+  type GetResolutionOptionsResponse,
+  IgnoreConflictRequest,
+  type IgnoreConflictResponse,
+  ListConflictsRequest as ListConflictsRequest_,
+  type ListConflictsResponse,
+  ResolveConflictRequest,
+  type ResolveConflictResponse,
+} from '../../src/generated/swap/v1/conflict';
+import {
   ExecuteSwapRequest,
   type ExecuteSwapResponse,
   GetSwapRequest,
@@ -34,6 +53,8 @@ export interface TestService {
   service: RunningService;
   client: SwapServiceClient;
   api: SwapApi;
+  conflictClient: ConflictServiceClient;
+  conflicts: ConflictApi;
   db: TestDatabase;
   clock: TestClock;
   close(): Promise<void>;
@@ -61,14 +82,21 @@ export async function startTestService(env: Record<string, string> = {}): Promis
   });
   const service = await startService(config, { clock, log: pino({ level: logLevel }) });
   const client = new SwapServiceClient(`127.0.0.1:${service.port}`, credentials.createInsecure());
+  const conflictClient = new ConflictServiceClient(
+    `127.0.0.1:${service.port}`,
+    credentials.createInsecure(),
+  );
   return {
     service,
     client,
     api: swapApi(client),
+    conflictClient,
+    conflicts: conflictApi(conflictClient),
     db,
     clock,
     close: async () => {
       client.close();
+      conflictClient.close();
       await service.stop();
       await db.drop();
     },
@@ -123,6 +151,45 @@ export function swapApi(client: SwapServiceClient) {
   };
 }
 export type SwapApi = ReturnType<typeof swapApi>;
+
+/** The ConflictService client with promises; every call has a deadline. */
+export function conflictApi(client: ConflictServiceClient) {
+  return {
+    detectConflicts: promised<DetectConflictsRequest, DetectConflictsResponse>(
+      (req, md, opts, cb) => client.detectConflicts(req, md, opts, cb),
+      (p) => DetectConflictsRequest.fromPartial(p),
+    ),
+    listConflicts: promised<ListConflictsRequest_, ListConflictsResponse>(
+      (req, md, opts, cb) => client.listConflicts(req, md, opts, cb),
+      (p) => ListConflictsRequest_.fromPartial(p),
+    ),
+    getConflict: promised<GetConflictRequest, GetConflictResponse>(
+      (req, md, opts, cb) => client.getConflict(req, md, opts, cb),
+      (p) => GetConflictRequest.fromPartial(p),
+    ),
+    acknowledgeConflict: promised<AcknowledgeConflictRequest, AcknowledgeConflictResponse>(
+      (req, md, opts, cb) => client.acknowledgeConflict(req, md, opts, cb),
+      (p) => AcknowledgeConflictRequest.fromPartial(p),
+    ),
+    ignoreConflict: promised<IgnoreConflictRequest, IgnoreConflictResponse>(
+      (req, md, opts, cb) => client.ignoreConflict(req, md, opts, cb),
+      (p) => IgnoreConflictRequest.fromPartial(p),
+    ),
+    getResolutionOptions: promised<GetResolutionOptionsRequest, GetResolutionOptionsResponse>(
+      (req, md, opts, cb) => client.getResolutionOptions(req, md, opts, cb),
+      (p) => GetResolutionOptionsRequest.fromPartial(p),
+    ),
+    resolveConflict: promised<ResolveConflictRequest, ResolveConflictResponse>(
+      (req, md, opts, cb) => client.resolveConflict(req, md, opts, cb),
+      (p) => ResolveConflictRequest.fromPartial(p),
+    ),
+    autoResolve: promised<AutoResolveRequest, AutoResolveResponse>(
+      (req, md, opts, cb) => client.autoResolve(req, md, opts, cb),
+      (p) => AutoResolveRequest.fromPartial(p),
+    ),
+  };
+}
+export type ConflictApi = ReturnType<typeof conflictApi>;
 
 /** The reason code, violations and field violations carried in a status's details. */
 export function errorDetails(error: ServiceError): {

@@ -1,0 +1,124 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { sqlArray } from '../db/sql-array';
+import { ConflictAlert } from './conflict-alert.entity';
+
+export interface DetectionSettings {
+  /** FMIT weeks of one person closer than this (Monday to Monday) are back to back. */
+  backToBackDays: number;
+  /** More switches than this between FMIT and other work, within the window, is excessive. */
+  maxAlternations: number;
+  alternationWindowWeeks: number;
+}
+
+// Every rule is one branch of the candidates query; the insert skips those
+// already open (or ignored), so detection can run any number of times.
+// Parameters, in order: first week, last week, back-to-back days, alternation
+// window (days), max alternations, causing swap id, faculty filter (null: all),
+// first week, last week.
+const DETECT_SQL = `
+with params as (
+  select ?::date as first_week, ?::date as last_week, ?::int as b2b_days,
+         ?::int as window_days, ?::int as max_alternations, ?::uuid as swap_id,
+         ?::uuid[] as faculty
+), work_weeks as (
+  select a.person_id, date_trunc('week', b.date)::date as week, bool_or(a.rotation = 'FMIT') as fmit
+  from assignment a
+  join block b on b.id = a.block_id
+  join person p on p.id = a.person_id and p.kind = 'faculty'
+  cross join params
+  where b.date between params.first_week - params.window_days and params.last_week + 6 + params.b2b_days
+    and (params.faculty is null or a.person_id = any(params.faculty))
+  group by 1, 2
+), fmit_weeks as (
+  select person_id, week from work_weeks where fmit
+), leave_overlap as (
+  select distinct on (f.person_id, f.week)
+         'LEAVE_FMIT_OVERLAP'::text as type, 'CRITICAL'::text as severity, f.person_id, f.week, ab.id as absence_id,
+         format('FMIT week %s overlaps a blocking %s absence (%s to %s)', f.week, ab.type, ab.start_date, ab.end_date) as description
+  from fmit_weeks f
+  join absence ab on ab.person_id = f.person_id and ab.blocking
+   and ab.start_date <= f.week + 6 and ab.end_date >= f.week
+  order by f.person_id, f.week, ab.start_date, ab.id
+), back_to_back as (
+  select 'BACK_TO_BACK'::text, 'WARNING'::text, later.person_id, later.week, null::uuid,
+         format('FMIT weeks %s and %s are %s days apart (less than %s)', earlier.week, later.week,
+                later.week - earlier.week, (select b2b_days from params))
+  from fmit_weeks later
+  join fmit_weeks earlier on earlier.person_id = later.person_id
+   and earlier.week < later.week and later.week - earlier.week < (select b2b_days from params)
+), switches as (
+  select person_id, week,
+         case when lag(fmit) over w is not null and lag(fmit) over w <> fmit then 1 else 0 end as switched
+  from work_weeks
+  window w as (partition by person_id order by week)
+), alternation as (
+  select person_id, week,
+         sum(switched) over (partition by person_id order by week
+           range between make_interval(days => (select window_days from params) - 7) preceding and current row) as switches
+  from switches
+), alternating as (
+  select 'EXCESSIVE_ALTERNATING'::text, 'INFO'::text, person_id, week, null::uuid,
+         format('%s switches between FMIT and other services in the %s weeks up to %s', switches,
+                (select window_days from params) / 7, week)
+  from (select *, lag(switches) over (partition by person_id order by week) as before from alternation) a
+  where switches > (select max_alternations from params)
+    and coalesce(before, 0) <= (select max_alternations from params)
+), call_cascade as (
+  select distinct on (f.person_id, f.week)
+         'CALL_CASCADE'::text, 'WARNING'::text, f.person_id, f.week, null::uuid,
+         format('the %s call on %s is held by someone other than the FMIT faculty member', c.call_type, c.date)
+  from fmit_weeks f
+  join call_assignment c on c.date in (f.week + 4, f.week + 5)
+  where not exists (select 1 from fmit_weeks other where other.week = f.week and other.person_id = c.person_id)
+  order by f.person_id, f.week, c.date
+), candidates as (
+  select * from leave_overlap
+  union all select * from back_to_back
+  union all select * from alternating
+  union all select * from call_cascade
+)
+insert into conflict_alert (id, faculty_id, type, severity, week_start, absence_id, swap_id, status, description, created_at)
+select gen_random_uuid(), c.person_id, c.type, c.severity, c.week, c.absence_id, (select swap_id from params),
+       'NEW', c.description, now()
+from candidates c
+where c.week between ?::date and ?::date
+on conflict (type, faculty_id, week_start) where status in ('NEW', 'ACKNOWLEDGED', 'IGNORED') do nothing
+returning id`;
+
+/**
+ * Scans the schedule for conflicts and raises the alerts that are not already
+ * open. It runs inside the caller's transaction: on its own for
+ * DetectConflicts, and inside every swap and rollback for the weeks they touched.
+ */
+export class ConflictDetector {
+  constructor(private readonly settings: DetectionSettings) {}
+
+  /**
+   * Raises alerts for conflicts in weeks `firstWeek`..`lastWeek`, of the given
+   * faculty only (all when omitted); returns the alerts created.
+   */
+  async detect(
+    em: EntityManager,
+    firstWeek: string,
+    lastWeek: string,
+    scope: { causedBySwap?: string; faculty?: readonly string[] } = {},
+  ): Promise<ConflictAlert[]> {
+    const created = await em.execute<{ id: string }[]>(DETECT_SQL, [
+      firstWeek,
+      lastWeek,
+      this.settings.backToBackDays,
+      this.settings.alternationWindowWeeks * 7,
+      this.settings.maxAlternations,
+      scope.causedBySwap ?? null,
+      scope.faculty ? sqlArray(scope.faculty) : null,
+      firstWeek,
+      lastWeek,
+    ]);
+    if (created.length === 0) return [];
+    return em.find(
+      ConflictAlert,
+      { id: { $in: created.map((c) => c.id) } },
+      { orderBy: { weekStart: 'asc', id: 'asc' } },
+    );
+  }
+}

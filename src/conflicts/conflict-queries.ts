@@ -1,0 +1,114 @@
+import type { FilterQuery } from '@mikro-orm/core';
+import type { CallBudget } from '../domain/call-budget';
+import { InvalidArgumentError, NotFoundError } from '../domain/errors';
+import { isUuid } from '../domain/ids';
+import type { TransactionRunner } from '../db/transaction-runner';
+import {
+  ConflictAlert,
+  type ConflictSeverityName,
+  type ConflictStatusName,
+  type ConflictTypeName,
+} from './conflict-alert.entity';
+
+export interface ConflictFilter {
+  facultyId?: string | undefined;
+  status?: ConflictStatusName | undefined;
+  type?: ConflictTypeName | undefined;
+  severity?: ConflictSeverityName | undefined;
+  weekFrom?: string | undefined;
+  weekTo?: string | undefined;
+}
+
+/** Reads alerts: one by id, or a filtered page ordered by week then id. */
+export class ConflictQueries {
+  constructor(private readonly transactions: TransactionRunner) {}
+
+  async get(conflictId: string, budget: CallBudget): Promise<ConflictAlert> {
+    const alert = await this.transactions.run(
+      budget,
+      (em) => em.findOne(ConflictAlert, conflictId),
+      { readOnly: true },
+    );
+    if (!alert)
+      throw new NotFoundError('CONFLICT_NOT_FOUND', `no conflict with id ${conflictId}`, {
+        conflict_id: conflictId,
+      });
+    return alert;
+  }
+
+  async list(
+    filter: ConflictFilter,
+    pageSize: number,
+    pageToken: string,
+    budget: CallBudget,
+  ): Promise<{ conflicts: ConflictAlert[]; nextPageToken: string }> {
+    const where: FilterQuery<ConflictAlert>[] = [];
+    if (filter.facultyId) where.push({ facultyId: filter.facultyId });
+    if (filter.status) where.push({ status: filter.status });
+    if (filter.type) where.push({ type: filter.type });
+    if (filter.severity) where.push({ severity: filter.severity });
+    if (filter.weekFrom) where.push({ weekStart: { $gte: filter.weekFrom } });
+    if (filter.weekTo) where.push({ weekStart: { $lte: filter.weekTo } });
+    const fingerprint = JSON.stringify(filter);
+    if (pageToken) {
+      const cursor = decodeCursor(pageToken, fingerprint);
+      where.push({
+        $or: [
+          { weekStart: { $gt: cursor.week } },
+          { weekStart: cursor.week, id: { $gt: cursor.id } },
+        ],
+      });
+    }
+    const rows = await this.transactions.run(
+      budget,
+      (em) =>
+        em.find(ConflictAlert, where.length ? { $and: where } : {}, {
+          orderBy: [{ weekStart: 'asc' }, { id: 'asc' }],
+          limit: pageSize + 1,
+        }),
+      { readOnly: true },
+    );
+    const conflicts = rows.slice(0, pageSize);
+    const last = conflicts[conflicts.length - 1];
+    return {
+      conflicts,
+      nextPageToken:
+        rows.length > pageSize && last
+          ? Buffer.from(
+              JSON.stringify({ week: last.weekStart, id: last.id, f: fingerprint }),
+            ).toString('base64url')
+          : '',
+    };
+  }
+}
+
+function decodeCursor(token: string, fingerprint: string): { week: string; id: string } {
+  try {
+    const cursor = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Record<
+      string,
+      unknown
+    >;
+    if (
+      typeof cursor.week === 'string' &&
+      /^\d{4}-\d{2}-\d{2}$/.test(cursor.week) &&
+      typeof cursor.id === 'string' &&
+      isUuid(cursor.id)
+    ) {
+      if (cursor.f !== fingerprint) {
+        throw new InvalidArgumentError(
+          'page_token',
+          'was issued for a different filter; send the same filter with it',
+          'INVALID_PAGE_TOKEN',
+        );
+      }
+      return { week: cursor.week, id: cursor.id };
+    }
+  } catch (error) {
+    if (error instanceof InvalidArgumentError) throw error;
+  }
+  throw new InvalidArgumentError(
+    'page_token',
+    'is not a token this service issued',
+    'INVALID_PAGE_TOKEN',
+  );
+}
