@@ -45,7 +45,6 @@ beforeAll(async () => {
     LOCK_KEY_PREFIX: keyPrefix,
     // Short leases, so a lease whose keys vanish notices within half a second.
     LOCK_TTL_MS: '1500',
-    LOG_LEVEL: 'warn',
     METRICS_PORT: String(metricsPort),
   });
   fx = await ScheduleFixture.connect(db.url);

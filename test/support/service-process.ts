@@ -44,6 +44,7 @@ export async function freePort(): Promise<number> {
 /**
  * Starts src/main.ts with `env` (and nothing of the test runner's environment
  * but PATH and HOME) on an ephemeral gRPC port, and resolves once it serves.
+ * It learns the port from the `serving gRPC` line, so LOG_LEVEL stays at info.
  */
 export async function startServiceProcess(
   env: Record<string, string>,
@@ -62,6 +63,7 @@ export async function startServiceProcess(
         GRPC_PORT: '0',
         SEED_DEMO: 'false',
         ...env,
+        LOG_LEVEL: 'info',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
@@ -104,9 +106,10 @@ export async function startServiceProcess(
       return { port: serving.port, logs, stderr: () => stderr, stop };
     }
     if (!running() || Date.now() > giveUpAt) {
+      const why = running() ? 'timed out' : `exited with ${child.exitCode ?? child.signalCode}`;
       await stop();
       throw new Error(
-        `the service did not start (${running() ? 'timed out' : 'exited'}); stderr:\n${stderr}\nstdout:\n${logs.map((l) => JSON.stringify(l)).join('\n')}`,
+        `the service did not start (${why}); stderr:\n${stderr}\nstdout:\n${logs.map((l) => JSON.stringify(l)).join('\n')}`,
       );
     }
     await sleep(50);
