@@ -28,7 +28,7 @@ export function formatLockTable(samples: readonly LockSample[]): string {
     'p50 µs',
     'p99 µs',
     'ours ÷ this (tput)',
-    'per round (min–max)',
+    'per round: median (min–max)',
     'node CPU µs/attempt',
     'redis CPU µs/attempt',
     'fail',
@@ -86,5 +86,8 @@ function roundRatios(ours: LockSample, other: LockSample): number[] {
 }
 
 function rangeOf(values: readonly number[]): string {
-  return `${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)}`;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return `${median.toFixed(2)} (${sorted[0]!.toFixed(2)}–${sorted[sorted.length - 1]!.toFixed(2)})`;
 }

@@ -50,7 +50,7 @@ async function failure(call: Promise<unknown>): Promise<ServiceError> {
     () => undefined,
     (error: unknown) => error as ServiceError,
   );
-  if (!outcome) throw new Error('expected the call to fail');
+  if (!outcome) throw new Error('expected the call to fail, but it succeeded');
   return outcome;
 }
 

@@ -55,7 +55,7 @@ async function failure(call: Promise<unknown>): Promise<ServiceError> {
     () => undefined,
     (error: unknown) => error as ServiceError,
   );
-  if (!outcome) throw new Error('expected the call to fail');
+  if (!outcome) throw new Error('expected the call to fail, but it succeeded');
   return outcome;
 }
 
@@ -153,7 +153,7 @@ describe('ResolveConflict', () => {
     ['DOUBLE_BOOKING', 'already holding one of its blocks'],
   ])(
     'leaves the alert and schedule untouched when the swap fails %s (candidate %s)',
-    async (reason, _why) => {
+    async (reason) => {
       const { alert } = await leaveOverlap();
       const candidate = await fx.faculty();
       if (reason === 'FACULTY_ABSENT') await fx.absence(candidate, W, addDays(W, 6), 'deployment');
@@ -254,6 +254,32 @@ describe('REASSIGN_JUNIOR and options that need a human', () => {
     expect((await ts.conflicts.detectConflicts({ weekFrom: W, weekTo: W })).created).toEqual([]);
   });
 
+  it('refuses to move the calls to an FMIT faculty member who is away on a call day', async () => {
+    const { a, alert } = await callCascade();
+    await fx.absence(a, addDays(W, 4), addDays(W, 4), 'family_emergency');
+    const [reassign] = (await options(alert.id)).filter(
+      (o) => o.optionId === 'REASSIGN_JUNIOR:calls',
+    );
+    expect(reassign?.risk).toBe(RiskLevel.RISK_LEVEL_HIGH);
+    expect(reassign?.checks.filter((c) => !c.passed).map((c) => c.name)).toEqual([
+      'FACULTY_ABSENT',
+    ]);
+    const before = await fx.snapshot();
+
+    const error = await failure(
+      ts.conflicts.resolveConflict({
+        conflictId: alert.id,
+        optionId: 'REASSIGN_JUNIOR:calls',
+        requestId: randomUUID(),
+      }),
+    );
+
+    expect(await fx.snapshot()).toEqual(before);
+    expect(await conflict(alert.id)).toEqual(alert);
+    expect(error.code).toBe(status.FAILED_PRECONDITION);
+    expect(errorDetails(error).reason).toBe('FACULTY_ABSENT');
+  });
+
   it.each(['DEFER_TO_HUMAN', 'ESCALATE_TO_BACKUP', 'SPLIT_COVERAGE'])(
     'refuses %s with NEEDS_HUMAN_DECISION and changes nothing',
     async (optionId) => {
@@ -276,7 +302,7 @@ describe('REASSIGN_JUNIOR and options that need a human', () => {
 
 describe('AutoResolve', () => {
   it('applies only options within its risk limit, and a replay changes nothing', async () => {
-    // Resolved before the call: e's week goes to b.
+    // Resolved before the call: its faculty member's week 4 goes to b.
     const b = await fx.faculty();
     const { alert: done } = await leaveOverlap(week(4));
     const resolvedEarlier = await ts.conflicts.resolveConflict({
@@ -357,7 +383,6 @@ describe('AcknowledgeConflict and IgnoreConflict', () => {
       status: ConflictStatus.CONFLICT_STATUS_ACKNOWLEDGED,
       acknowledgedBy: 'anonymous',
       notes: 'looking for cover',
-      version: alert.version + 1,
     });
     expect(acknowledged?.acknowledgedAt).toBeInstanceOf(Date);
     expect((await ts.conflicts.acknowledgeConflict(ack)).conflict).toEqual(acknowledged);
@@ -393,6 +418,24 @@ describe('AcknowledgeConflict and IgnoreConflict', () => {
       expect(error.code).toBe(status.FAILED_PRECONDITION);
       expect(errorDetails(error).reason).toBe('ALREADY_RESOLVED');
     }
+  });
+
+  it('answers with the alert as stored, version included', async () => {
+    const { alert } = await leaveOverlap();
+    const { conflict: acknowledged } = await ts.conflicts.acknowledgeConflict({
+      conflictId: alert.id,
+      requestId: randomUUID(),
+    });
+    const storedAfterAck = await conflict(alert.id);
+    const { conflict: ignored } = await ts.conflicts.ignoreConflict({
+      conflictId: alert.id,
+      reason: 'covered informally',
+      requestId: randomUUID(),
+    });
+    const storedAfterIgnore = await conflict(alert.id);
+
+    expect([storedAfterAck.version, storedAfterIgnore.version]).toEqual([2, 3]);
+    expect([acknowledged, ignored]).toEqual([storedAfterAck, storedAfterIgnore]);
   });
 
   it('refuses to ignore or acknowledge a resolved alert, and an unknown one', async () => {

@@ -129,7 +129,8 @@ describe('Prometheus metrics of a running service', () => {
     // Units of work: three swaps, the rollback's read of the swap and the rollback
     // commit; the rejected swap rolls back ("failed"); the replay runs none.
     expect(delta('swap_transactions_total', { outcome: 'committed' })).toBe(5);
-    expect(delta('swap_transactions_total', { outcome: 'failed' })).toBe(1);
+    expect(delta('swap_transactions_total', { outcome: 'rejected' })).toBe(1);
+    expect(delta('swap_transactions_total', { outcome: 'failed' })).toBe(0);
     expect(delta('swap_transactions_total')).toBe(6);
     expect(delta('swap_transaction_duration_seconds_count')).toBe(6);
     expect(delta('swap_transaction_duration_seconds_count', { outcome: 'committed' })).toBe(5);

@@ -8,7 +8,7 @@ import {
   DomainError,
   ServiceUnavailableError,
 } from '../domain/errors';
-import { recordOutcome } from '../observability/span-status';
+import { isFailure, recordOutcome } from '../observability/span-status';
 import { createServiceTelemetry, type ServiceTelemetry } from '../observability/service-telemetry';
 import { emptyTransactionStats, type TransactionStats } from './transaction-stats';
 
@@ -101,6 +101,7 @@ export class TransactionRunner {
           if (reason === undefined) {
             const final = this.translate(error, budget);
             if (final instanceof DeadlineExceededError) outcome = 'deadline_exceeded';
+            else if (!isFailure(final)) outcome = 'rejected';
             throw final;
           }
           const delay = this.backoff(attempt);

@@ -19,7 +19,7 @@ export const INSTRUMENTATION_SCOPE = 'swap-service';
  */
 export interface ServiceTelemetry {
   tracer: Tracer;
-  /** swap_transactions_total{outcome}: units of work by how they ended. */
+  /** swap_transactions_total{outcome}: units of work by how they ended (see TRANSACTION_OUTCOMES). */
   transactions: Counter<Attributes>;
   /** swap_transaction_retries_total{reason}. */
   retries: Counter<Attributes>;
@@ -43,7 +43,7 @@ export function createServiceTelemetry(
   tracer: Tracer = trace.getTracer(INSTRUMENTATION_SCOPE),
 ): ServiceTelemetry {
   const seconds = { unit: 's', advice: { explicitBucketBoundaries: SECONDS_BUCKETS } };
-  return {
+  const telemetry: ServiceTelemetry = {
     tracer,
     meter,
     transactions: meter.createCounter('swap_transactions', {
@@ -70,7 +70,28 @@ export function createServiceTelemetry(
       description: 'Swap executions and rollbacks, by swap type and outcome',
     }),
   };
+  // Series that alerts and dashboards rate() over exist from the start, at zero,
+  // rather than appearing with the first incident.
+  for (const outcome of TRANSACTION_OUTCOMES) telemetry.transactions.add(0, { outcome });
+  for (const reason of RETRY_REASONS) telemetry.retries.add(0, { reason });
+  telemetry.locksLost.add(0);
+  return telemetry;
 }
+
+/** Outcomes of a unit of work; `rejected` is a business refusal, `failed` a fault. */
+export const TRANSACTION_OUTCOMES = [
+  'committed',
+  'rejected',
+  'failed',
+  'exhausted',
+  'deadline_exceeded',
+] as const;
+const RETRY_REASONS = [
+  'serialization_failure',
+  'deadlock_detected',
+  'lock_not_available',
+  'optimistic_lock',
+];
 
 /** Numeric states of swap_circuit_breaker_state: 0 closed, 1 half-open, 2 open. */
 export const BREAKER_STATE_VALUE = { closed: 0, half_open: 1, open: 2 } as const;

@@ -51,7 +51,13 @@ export function startTelemetry(config: TelemetryConfig): TelemetryHandle {
     metricReaders,
     instrumentations: [
       new GrpcInstrumentation({ ignoreGrpcMethods: UNTRACED_METHODS }),
-      new PgInstrumentation({ requireParentSpan: true }),
+      new PgInstrumentation({
+        requireParentSpan: true,
+        // MikroORM inlines parameters into the SQL text, and a swap's free-text
+        // reason may name people; traces keep the statement shape, not values.
+        requestHook: (span, { query }) =>
+          span.setAttribute('db.query.text', query.text.replace(/'(?:[^']|'')*'/g, "'?'")),
+      }),
       new IORedisInstrumentation({ requireParentSpan: true }),
     ],
   });
