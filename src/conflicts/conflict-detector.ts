@@ -69,7 +69,10 @@ with params as (
          format('the %s call on %s is held by someone other than the FMIT faculty member', c.call_type, c.date)
   from fmit_weeks f
   join call_assignment c on c.date in (f.week + 4, f.week + 5)
-  where not exists (select 1 from fmit_weeks other where other.week = f.week and other.person_id = c.person_id)
+  -- Against every FMIT holder of the week, not only the faculty this scan is limited to.
+  where not exists (
+    select 1 from assignment a2 join block b2 on b2.id = a2.block_id
+    where a2.person_id = c.person_id and a2.rotation = 'FMIT' and b2.date between f.week and f.week + 6)
   order by f.person_id, f.week, c.date
 ), candidates as (
   select * from leave_overlap

@@ -98,8 +98,24 @@ export class ConflictResolver {
         },
       ]);
     }
-    for (const call of stillMisplaced)
+    // Checked again under the lock: the option's checks were computed before it.
+    const days = [...new Set(stillMisplaced.map((c) => c.date))].sort();
+    const [away] = await em.execute<{ n: number }[]>(
+      `select count(*)::int as n from absence where person_id = ? and blocking and start_date <= ? and end_date >= ?`,
+      [alert.facultyId, days[days.length - 1], days[0]],
+    );
+    if ((away?.n ?? 0) > 0) {
+      throw new PreconditionFailedError([
+        {
+          reason: 'FACULTY_ABSENT',
+          message: `faculty ${alert.facultyId} has a blocking absence on a call day of week ${alert.weekStart}`,
+          subject: `faculty/${alert.facultyId}/week/${alert.weekStart}`,
+        },
+      ]);
+    }
+    for (const call of stillMisplaced) {
       call.person = em.getReference(Person, alert.facultyId, { wrapped: true });
+    }
   }
 
   private markResolved(

@@ -163,9 +163,12 @@ export function conflictServiceHandlers(
         fingerprint: fingerprintOf([conflictId, notes]),
         lockNames: [conflictLockName(conflictId)],
         budget: ctx.budget,
-        work: async (em) => ({
-          conflict: toConflictMessage(await triage.acknowledgeIn(em, conflictId, notes, ctx.actor)),
-        }),
+        work: async (em) => {
+          const alert = await triage.acknowledgeIn(em, conflictId, notes, ctx.actor);
+          // Flushed first, so the answer (and its replays) carries the stored version.
+          await em.flush();
+          return { conflict: toConflictMessage(alert) };
+        },
         encode: (r) => AcknowledgeConflictResponse.encode(r).finish(),
         decode: (b) => AcknowledgeConflictResponse.decode(b),
       });
@@ -182,9 +185,12 @@ export function conflictServiceHandlers(
         fingerprint: fingerprintOf([conflictId, reason]),
         lockNames: [conflictLockName(conflictId)],
         budget: ctx.budget,
-        work: async (em) => ({
-          conflict: toConflictMessage(await triage.ignoreIn(em, conflictId, reason, ctx.actor)),
-        }),
+        work: async (em) => {
+          const alert = await triage.ignoreIn(em, conflictId, reason, ctx.actor);
+          // Flushed first, so the answer (and its replays) carries the stored version.
+          await em.flush();
+          return { conflict: toConflictMessage(alert) };
+        },
         encode: (r) => IgnoreConflictResponse.encode(r).finish(),
         decode: (b) => IgnoreConflictResponse.decode(b),
       });
