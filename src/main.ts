@@ -80,7 +80,11 @@ export async function startService(
         'no DATABASE_URL: using the embedded PostgreSQL',
       );
     }
-    orm = await createOrm({ clientUrl: databaseUrl, poolMax: config.database.poolMax });
+    orm = await createOrm({
+      clientUrl: databaseUrl,
+      poolMax: config.database.poolMax,
+      acquireTimeoutMs: config.transactions.timeoutCeilingMs,
+    });
     if (config.database.migrateOnStart) {
       const applied = await migrateToLatest(orm);
       if (applied.length > 0) log.info({ applied }, 'applied migrations');

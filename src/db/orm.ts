@@ -6,6 +6,8 @@ import { MIGRATIONS } from './migrations';
 export interface OrmOptions {
   clientUrl: string;
   poolMax: number;
+  /** Longest wait for a pooled connection before the call fails UNAVAILABLE. */
+  acquireTimeoutMs?: number;
   debug?: boolean;
 }
 
@@ -25,7 +27,12 @@ export function ormOptions(options: OrmOptions): Options {
       // migrateToLatest() reports what it applied through our own logger.
       silent: true,
     },
-    pool: { min: 0, max: options.poolMax, idleTimeoutMillis: 30_000 },
+    pool: {
+      min: 0,
+      max: options.poolMax,
+      idleTimeoutMillis: 30_000,
+      acquireTimeoutMillis: options.acquireTimeoutMs ?? 10_000,
+    },
     // The request scope is explicit: every unit of work forks its own EntityManager.
     allowGlobalContext: false,
     // Hydration never runs entity constructors; ours are plain data holders.

@@ -255,6 +255,14 @@ export class TransactionRunner {
       const message = 'a statement ran past the call budget';
       return count ? this.outOfTime(message, error) : new DeadlineExceededError(message);
     }
+    if (isPoolTimeout(error)) {
+      return new ServiceUnavailableError(
+        'DATABASE_UNAVAILABLE',
+        'no database connection came free in time; retry shortly',
+        250,
+        { cause: error },
+      );
+    }
     if (typeof code === 'string' && CONNECTION_FAILURES.has(code)) {
       return new ServiceUnavailableError(
         'DATABASE_UNAVAILABLE',
@@ -291,4 +299,12 @@ export class TransactionRunner {
     );
     return Math.round(this.random() * cap);
   }
+}
+
+/** knex's pool timeout, raw or wrapped by MikroORM (which renames the error but keeps its message). */
+function isPoolTimeout(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  return (
+    error.name === 'KnexTimeoutError' || error.message.includes('Timeout acquiring a connection')
+  );
 }
