@@ -66,7 +66,8 @@ export class GuardedMutations {
     if (outcome.kind === 'replay') return this.replay(mutation, outcome.committed);
     // The key's time left was measured by the database; what has passed since, by us.
     const ttlMs = outcome.ttlMs - (performance.now() - outcome.completedAt);
-    await this.idempotency.remember(
+    // Best effort, and never worth a round trip of the caller's time: not awaited.
+    void this.idempotency.remember(
       scope,
       requestId,
       { fingerprint, response: outcome.response },

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LockAcquireTimeoutError, LockLostError, LockNotHeldError } from './lock-errors';
 import { type LockRedisClient, lockCommands } from './redis-lock-scripts';
@@ -104,7 +104,7 @@ export class RedisLock {
   /** One attempt: the lease, or undefined when any key is held by someone else. */
   async tryAcquire(names: readonly string[]): Promise<RedisLease | undefined> {
     const keys = [...new Set(names.map((n) => this.keyOf(n)))].sort();
-    const owner = randomBytes(16).toString('hex');
+    const owner = randomUUID();
     const token = await this.commands.swapLockAcquire(
       keys.length + 1,
       ...keys,
