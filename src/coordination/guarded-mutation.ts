@@ -37,8 +37,6 @@ export interface MutationResult<T> {
  * change commit together or not at all.
  */
 export class GuardedMutations {
-  private replays = 0;
-
   constructor(
     private readonly locks: ScheduleLocks,
     private readonly idempotency: IdempotencyStore,
@@ -76,11 +74,6 @@ export class GuardedMutations {
     return { value: outcome.value, replayed: false };
   }
 
-  /** Replayed answers so far. */
-  replayCount(): number {
-    return this.replays;
-  }
-
   private replay<T>(mutation: Mutation<T>, stored: StoredResponse): MutationResult<T> {
     if (stored.fingerprint !== mutation.fingerprint) {
       throw new InvalidArgumentError(
@@ -89,7 +82,6 @@ export class GuardedMutations {
         'IDEMPOTENCY_KEY_REUSED',
       );
     }
-    this.replays++;
     this.telemetry.replays.add(1, { method: mutation.method });
     return { value: mutation.decode(stored.response), replayed: true };
   }
