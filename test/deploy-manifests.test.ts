@@ -964,6 +964,15 @@ describe('deploy/Dockerfile', () => {
     expect([...exec(last('ENTRYPOINT')), ...exec(last('CMD'))]).toEqual(ENTRY_POINT);
   });
 
+  it("runs the same entry point as the README's `npm start`, after its build", () => {
+    const manifest = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    const [build, run] = must(manifest.scripts.start, 'start script').split(' && ');
+    expect(build).toMatch(/^npm run build\b/);
+    expect(run?.split(/\s+/)).toEqual(ENTRY_POINT);
+  });
+
   it('runs as a non-root numeric user with NODE_ENV=production', () => {
     const user = must(last('USER'), 'USER');
     expect(user).toMatch(/^[1-9]\d*(:\d+)?$/);
