@@ -7,7 +7,6 @@ import type {
 import { type ConflictAlert as AlertEntity } from '../conflicts/conflict-alert.entity';
 import type { ConflictFilter } from '../conflicts/conflict-queries';
 import type { ResolutionOption as PlannedOption, RiskName } from '../conflicts/resolution-planner';
-import { InvalidArgumentError } from '../domain/errors';
 import {
   type Conflict,
   ConflictSeverity,
@@ -18,7 +17,7 @@ import {
   ResolutionStrategy,
   RiskLevel,
 } from '../generated/swap/v1/conflict';
-import { optionalUuid, optionalWeek, requireEnum } from './request-fields';
+import { listWindowOf, optionalUuid, requireEnum } from './request-fields';
 
 /** Two-way maps between proto enums and domain names, built from the proto's own naming. */
 function enumMaps<N extends string>(values: Record<string, string | number>, prefix: string) {
@@ -42,8 +41,6 @@ export const STRATEGIES = enumMaps<ResolutionStrategyName>(
   'RESOLUTION_STRATEGY_',
 );
 export const RISKS = enumMaps<RiskName>(RiskLevel, 'RISK_LEVEL_');
-const DEFAULT_PAGE_SIZE = 50;
-const MAX_PAGE_SIZE = 500;
 
 export function toConflictMessage(alert: AlertEntity): Conflict {
   return {
@@ -89,18 +86,7 @@ export function toConflictFilter(request: ListConflictsRequest): {
   filter: ConflictFilter;
   pageSize: number;
 } {
-  const weekFrom = optionalWeek('week_from', request.weekFrom);
-  const weekTo = optionalWeek('week_to', request.weekTo);
-  if (weekFrom && weekTo && weekFrom > weekTo) {
-    throw new InvalidArgumentError('week_to', 'must not be before week_from', 'INVALID_RANGE');
-  }
-  if (request.pageSize < 0 || request.pageSize > MAX_PAGE_SIZE) {
-    throw new InvalidArgumentError(
-      'page_size',
-      `must be between 0 and ${MAX_PAGE_SIZE}`,
-      'INVALID_PAGE_SIZE',
-    );
-  }
+  const { weekFrom, weekTo, pageSize } = listWindowOf(request);
   const optionalEnum = <N>(field: string, value: number, maps: { fromProto: Map<number, N> }) =>
     value === 0 ? undefined : requireEnum(field, value, maps.fromProto, `a known ${field} value`);
   return {
@@ -112,6 +98,6 @@ export function toConflictFilter(request: ListConflictsRequest): {
       weekFrom,
       weekTo,
     },
-    pageSize: request.pageSize || DEFAULT_PAGE_SIZE,
+    pageSize,
   };
 }

@@ -72,3 +72,27 @@ export function requireEnum<T>(
 function clip(value: string): string {
   return value.length > 60 ? `${value.slice(0, 60)}…` : value;
 }
+
+const DEFAULT_PAGE_SIZE = 50;
+const MAX_PAGE_SIZE = 500;
+
+/** The week range and page size that every List call takes. */
+export function listWindowOf(request: { weekFrom: string; weekTo: string; pageSize: number }): {
+  weekFrom: string | undefined;
+  weekTo: string | undefined;
+  pageSize: number;
+} {
+  const weekFrom = optionalWeek('week_from', request.weekFrom);
+  const weekTo = optionalWeek('week_to', request.weekTo);
+  if (weekFrom && weekTo && weekFrom > weekTo) {
+    throw new InvalidArgumentError('week_to', 'must not be before week_from', 'INVALID_RANGE');
+  }
+  if (request.pageSize < 0 || request.pageSize > MAX_PAGE_SIZE) {
+    throw new InvalidArgumentError(
+      'page_size',
+      `must be between 0 and ${MAX_PAGE_SIZE}`,
+      'INVALID_PAGE_SIZE',
+    );
+  }
+  return { weekFrom, weekTo, pageSize: request.pageSize || DEFAULT_PAGE_SIZE };
+}

@@ -12,10 +12,10 @@ import type { SwapKind, SwapRecord, SwapStatusName } from '../swaps/swap-record.
 import {
   optionalText,
   optionalUuid,
-  optionalWeek,
   requireEnum,
   requireUuid,
   requireWeek,
+  listWindowOf,
 } from './request-fields';
 
 const SWAP_TYPES = new Map<number, SwapKind>([
@@ -31,8 +31,6 @@ const STATUS_TO_PROTO: Record<SwapStatusName, SwapStatus> = {
 const STATUS_FROM_PROTO = new Map<number, SwapStatusName>(
   Object.entries(STATUS_TO_PROTO).map(([name, value]) => [value, name as SwapStatusName]),
 );
-const DEFAULT_PAGE_SIZE = 50;
-const MAX_PAGE_SIZE = 500;
 
 /** The fields ExecuteSwap and ValidateSwap share. */
 export type SwapRequestFields = Omit<ExecuteSwapRequest, 'requestId'>;
@@ -76,25 +74,14 @@ export function toSwapCommand(request: SwapRequestFields): SwapCommand {
 }
 
 export function toSwapFilter(request: ListSwapsRequest): { filter: SwapFilter; pageSize: number } {
-  const weekFrom = optionalWeek('week_from', request.weekFrom);
-  const weekTo = optionalWeek('week_to', request.weekTo);
-  if (weekFrom && weekTo && weekFrom > weekTo) {
-    throw new InvalidArgumentError('week_to', 'must not be before week_from', 'INVALID_RANGE');
-  }
-  if (request.pageSize < 0 || request.pageSize > MAX_PAGE_SIZE) {
-    throw new InvalidArgumentError(
-      'page_size',
-      `must be between 0 and ${MAX_PAGE_SIZE}`,
-      'INVALID_PAGE_SIZE',
-    );
-  }
+  const { weekFrom, weekTo, pageSize } = listWindowOf(request);
   const status =
     request.status === SwapStatus.SWAP_STATUS_UNSPECIFIED
       ? undefined
       : requireEnum('status', request.status, STATUS_FROM_PROTO, 'a SwapStatus value');
   return {
     filter: { facultyId: optionalUuid('faculty_id', request.facultyId), weekFrom, weekTo, status },
-    pageSize: request.pageSize || DEFAULT_PAGE_SIZE,
+    pageSize,
   };
 }
 
