@@ -405,16 +405,20 @@ describe('AcknowledgeConflict and IgnoreConflict', () => {
     });
     expect((await ts.conflicts.detectConflicts({ weekFrom: W, weekTo: W })).created).toEqual([]);
 
+    // Thunks, not promises: each call starts only when its failure is awaited,
+    // so no rejection is left unobserved while an earlier one is checked.
     for (const call of [
-      ts.conflicts.acknowledgeConflict({ conflictId: alert.id, requestId: randomUUID() }),
-      ts.conflicts.ignoreConflict({ conflictId: alert.id, reason: 'x', requestId: randomUUID() }),
-      ts.conflicts.resolveConflict({
-        conflictId: alert.id,
-        optionId: 'DEFER_TO_HUMAN',
-        requestId: randomUUID(),
-      }),
+      () => ts.conflicts.acknowledgeConflict({ conflictId: alert.id, requestId: randomUUID() }),
+      () =>
+        ts.conflicts.ignoreConflict({ conflictId: alert.id, reason: 'x', requestId: randomUUID() }),
+      () =>
+        ts.conflicts.resolveConflict({
+          conflictId: alert.id,
+          optionId: 'DEFER_TO_HUMAN',
+          requestId: randomUUID(),
+        }),
     ]) {
-      const error = await failure(call);
+      const error = await failure(call());
       expect(error.code).toBe(status.FAILED_PRECONDITION);
       expect(errorDetails(error).reason).toBe('ALREADY_RESOLVED');
     }
