@@ -8,6 +8,8 @@ export type BenchMode = (typeof BENCH_MODES)[number];
 
 /** Not a swap mode: lock acquire + release, ours against redlock and redis-semaphore. */
 export const LOCKS_PART = 'locks';
+/** Not a swap mode: the service with telemetry on and off, each in a child process. */
+export const TELEMETRY_PART = 'telemetry';
 
 /** What one bench run does; parsed once from argv and the environment, then frozen. */
 export interface BenchOptions {
@@ -32,6 +34,11 @@ export interface BenchOptions {
   redisUrl: string;
   /** Run the lock comparison (`--only=locks`, or no --only at all). */
   locks: boolean;
+  /**
+   * Run the telemetry comparison (`--only=telemetry`, or no --only at all), with
+   * the concurrencies, pairs, warm-ups, windows and rounds of the swap modes.
+   */
+  telemetry: boolean;
   lockConcurrencies: readonly number[];
   /** How many keys one lock holds at once. */
   lockKeys: readonly number[];
@@ -43,8 +50,8 @@ export interface BenchOptions {
 const DEFAULT_ADMIN_URL = 'postgresql://postgres@127.0.0.1:5432/test';
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
-const USAGE = `usage: tsx bench/run.ts [--only=service,service-redis,executor,sql,locks] [--concurrency=1,32] [--pairs=64]
-                         [--jit-warmup-ms=4000] [--warmup-ms=1500] [--measure-ms=6000] [--rounds=3] [--pool-max=10]
+const USAGE = `usage: tsx bench/run.ts [--only=service,service-redis,executor,sql,telemetry,locks] [--concurrency=1,32] [--pairs=64]
+                         [--jit-warmup-ms=3000] [--warmup-ms=1000] [--measure-ms=6000] [--rounds=3] [--pool-max=10]
                          [--profile-dir=/tmp/dir]
                          [--lock-concurrency=1,16] [--lock-keys=1,4] [--lock-measure-ms=2000] [--lock-rounds=5]
 environment: BENCH_DATABASE_URL or DATABASE_URL (default ${DEFAULT_ADMIN_URL});
@@ -73,9 +80,11 @@ export function parseBenchOptions(
   }
   const pick = (flag: string, variable: string) => flags.get(flag) ?? env[variable] ?? undefined;
 
-  const only = list(pick('only', 'BENCH_MODES') ?? [...BENCH_MODES, LOCKS_PART].join(','));
+  const only = list(
+    pick('only', 'BENCH_MODES') ?? [...BENCH_MODES, TELEMETRY_PART, LOCKS_PART].join(','),
+  );
   const modes = only
-    .filter((m) => m !== LOCKS_PART)
+    .filter((m) => m !== LOCKS_PART && m !== TELEMETRY_PART)
     .map((m) => {
       if (!(BENCH_MODES as readonly string[]).includes(m)) {
         throw new BenchUsageError(`unknown mode ${JSON.stringify(m)}`);
@@ -85,7 +94,7 @@ export function parseBenchOptions(
   const concurrencies = list(pick('concurrency', 'BENCH_CONCURRENCY') ?? '1,32').map((c) =>
     positiveInt('concurrency', c),
   );
-  if (modes.length === 0 && !only.includes(LOCKS_PART)) {
+  if (modes.length === 0 && !only.includes(LOCKS_PART) && !only.includes(TELEMETRY_PART)) {
     throw new BenchUsageError('--only names nothing to run');
   }
   const pairs = positiveInt('pairs', pick('pairs', 'BENCH_PAIRS') ?? '64');
@@ -100,16 +109,17 @@ export function parseBenchOptions(
     pairs,
     jitWarmupMs: positiveInt(
       'jit-warmup-ms',
-      pick('jit-warmup-ms', 'BENCH_JIT_WARMUP_MS') ?? '4000',
+      pick('jit-warmup-ms', 'BENCH_JIT_WARMUP_MS') ?? '3000',
       0,
     ),
-    warmupMs: positiveInt('warmup-ms', pick('warmup-ms', 'BENCH_WARMUP_MS') ?? '1500', 0),
+    warmupMs: positiveInt('warmup-ms', pick('warmup-ms', 'BENCH_WARMUP_MS') ?? '1000', 0),
     measureMs: positiveInt('measure-ms', pick('measure-ms', 'BENCH_MEASURE_MS') ?? '6000'),
     rounds: positiveInt('rounds', pick('rounds', 'BENCH_ROUNDS') ?? '3'),
     poolMax: positiveInt('pool-max', pick('pool-max', 'BENCH_POOL_MAX') ?? '10'),
     profileDir: pick('profile-dir', 'BENCH_PROFILE_DIR') || undefined,
     redisUrl: env.BENCH_REDIS_URL || env.REDIS_URL || DEFAULT_REDIS_URL,
     locks: only.includes(LOCKS_PART),
+    telemetry: only.includes(TELEMETRY_PART),
     lockConcurrencies: Object.freeze(
       list(pick('lock-concurrency', 'BENCH_LOCK_CONCURRENCY') ?? '1,16').map((c) =>
         positiveInt('lock-concurrency', c),

@@ -1,12 +1,34 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import pg from 'pg';
+import { RedisLock } from '../src/coordination/redis-lock';
+import type { LockRedisClient } from '../src/coordination/redis-lock-scripts';
+import type { DetectionSettings } from '../src/conflicts/conflict-detector';
 import { addDays, isoDateOf } from '../src/domain/calendar';
 import type { Clock } from '../src/domain/clock';
+import { ExecuteSwapRequest, ExecuteSwapResponse, SwapType } from '../src/generated/swap/v1/swap';
+import { toSwapMessage } from '../src/grpc/swap-messages';
+import { lockNameOf } from '../src/schedule/faculty-week-locks';
 import type { PersonFacts, ScheduleFacts } from '../src/swaps/schedule-facts';
 import { type SwapCommand, transfersOf } from '../src/swaps/swap-command';
-import { facultyWeeksOf } from '../src/swaps/swap-executor';
+import { facultyWeeksOf, touchedWeeksOf } from '../src/swaps/swap-executor';
+import type { SwapRecord } from '../src/swaps/swap-record.entity';
 import { judgeSwap } from '../src/swaps/swap-rules';
+import {
+  CLAIM_SQL,
+  COMPLETE_SQL,
+  DETECT_SQL,
+  FACTS_SQL,
+  FENCE_SQL,
+  INSERT_RECORD_SQL,
+  LOCK_ASSIGNMENTS_SQL,
+  LOCK_CALLS_SQL,
+  LOCK_FACULTY_WEEKS_SQL,
+  LOOKUP_SQL,
+  MOVE_ASSIGNMENTS_SQL,
+  MOVE_CALLS_SQL,
+  READ_ALERTS_SQL,
+} from './raw-sql-statements';
 
 // The ORM talks to PostgreSQL through its own copy of pg (8.20 under
 // @mikro-orm/postgresql, while the root one is 8.23); the baseline uses that
@@ -23,98 +45,83 @@ export function pgClientClasses(): Array<typeof pg.Client> {
   return [...new Set([ormPg.Client, pg.Client])];
 }
 
-// The text of FACTS_SQL in src/swaps/schedule-facts-reader.ts, with pg's
-// numbered placeholders; keep the two in step.
-const FACTS_SQL = `
-with wanted as (
-  select unnest($1::uuid[]) as person_id
-), windows as (
-  select unnest($2::date[]) as first_day, unnest($3::date[]) as last_day
-), moving_blocks as (
-  select a.block_id
-  from assignment a join block b on b.id = a.block_id
-  join unnest($4::uuid[], $5::date[]) as t(giver, week) on a.person_id = t.giver
-  where b.date between t.week and t.week + 6
-), facts as not materialized (
-  select a.id, a.block_id as "blockId", b.date as "blockDate", b.half as "blockHalf",
-         a.person_id as "personId", p.kind as "personKind", p.pgy_level as "pgyLevel",
-         a.role, a.rotation
-  from assignment a join block b on b.id = a.block_id join person p on p.id = a.person_id
-)
-select
-  (select coalesce(json_agg(json_build_object('id', p.id, 'kind', p.kind,
-      'facultyRole', p.faculty_role, 'pgyLevel', p.pgy_level)), '[]')
-     from person p where p.id in (select person_id from wanted)) as people,
-  (select coalesce(json_agg(f), '[]') from facts f
-     where f."personId" in (select person_id from wanted)
-       and exists (select 1 from windows w where f."blockDate" between w.first_day and w.last_day)) as "facultyAssignments",
-  (select coalesce(json_agg(f), '[]') from facts f
-     where f."blockId" in (select block_id from moving_blocks)) as "affectedBlockRosters",
-  (select coalesce(json_agg(json_build_object('personId', ab.person_id, 'startDate', ab.start_date,
-      'endDate', ab.end_date, 'type', ab.type)), '[]')
-     from absence ab
-     where ab.blocking and ab.person_id in (select person_id from wanted)
-       and exists (select 1 from windows w where ab.start_date <= w.last_day and ab.end_date >= w.first_day)) as "blockingAbsences"
-`;
-
-const LOCK_FACULTY_WEEKS_SQL = `
-select fw.id, fw.version
-from faculty_week fw
-join unnest($1::uuid[], $2::date[]) as k(person_id, week_start)
-  on fw.person_id = k.person_id and fw.week_start = k.week_start
-order by fw.id
-for update of fw`;
-
-const LOCK_ASSIGNMENTS_SQL = `
-select id, person_id, rotation, version from assignment
-where id = any($1::uuid[]) order by id for update`;
-
-const LOCK_CALLS_SQL = `
-select c.id, c.date::text as date, c.person_id, c.call_type, c.version
-from call_assignment c
-join unnest($1::uuid[], $2::date[]) as k(person_id, date) on c.person_id = k.person_id and c.date = k.date
-order by c.id
-for update of c`;
-
-// One statement per table, each row guarded by the version it was read at.
-const MOVE_ASSIGNMENTS_SQL = `
-update assignment a set person_id = m.person_id, version = a.version + 1
-from unnest($1::uuid[], $2::uuid[], $3::int[]) as m(id, person_id, version)
-where a.id = m.id and a.version = m.version`;
-
-const MOVE_CALLS_SQL = `
-update call_assignment c set person_id = m.person_id, version = c.version + 1
-from unnest($1::uuid[], $2::uuid[], $3::int[]) as m(id, person_id, version)
-where c.id = m.id and c.version = m.version`;
-
-const INSERT_RECORD_SQL = `
-insert into swap_record (id, source_faculty_id, source_week, target_faculty_id, target_week,
-  swap_type, status, reason, requested_at, requested_by, executed_at, executed_by,
-  rolled_back_at, rolled_back_by, rollback_reason, moves, warnings, fencing_token, version)
-values ($1, $2, $3, $4, $5, $6, 'EXECUTED', $7, $8, $9, $8, $9, null, null, null, $10, $11, null, 1)`;
-
 const CASCADING_CALL_DAYS = [4, 5];
 const NEIGHBOUR_DAYS = 7;
+const METHOD = 'ExecuteSwap';
 
 export interface RawSwapSettings {
   /** lock_timeout and statement_timeout of each transaction. */
   timeoutMs: number;
   shortNoticeDays: number;
+  detection: DetectionSettings;
+  idempotencyRetentionMs: number;
+  /** Shared with `service-redis`: the same lock keys, fencing counter and replay cache. */
+  keyPrefix: string;
+  lockTtlMs: number;
+  lockWaitMs: number;
 }
 
 /**
- * The ExecuteSwap transaction written by hand over pg: the same rows locked in
- * the same order, the same facts query and rules, the same rows changed under
- * version checks and the same record inserted, with no ORM and no gRPC.
+ * ExecuteSwap written by hand over pg and ioredis, doing what `service-redis`
+ * does for one call, in the same order: replay-cache GET, committed-key lookup,
+ * Redis lock (our RedisLock, for the fencing token), then one transaction that
+ * claims the idempotency key, locks the faculty weeks, reads the facts and
+ * judges them with the same rules, fences the weeks, locks and moves the same
+ * rows under version checks, inserts the record, runs conflict detection for the
+ * swap's weeks and stores the response; then the release and the cache SET.
+ * No ORM, no gRPC, no circuit breaker, no retries, no telemetry.
  */
 export class RawSqlSwap {
+  private readonly lock: RedisLock;
+  private grants = 0;
+
   constructor(
     private readonly pool: pg.Pool,
+    private readonly redis: LockRedisClient,
     private readonly clock: Clock,
     private readonly settings: RawSwapSettings,
-  ) {}
+  ) {
+    this.lock = new RedisLock(redis, { ttlMs: settings.lockTtlMs, keyPrefix: settings.keyPrefix });
+  }
+
+  /** Redis lock grants so far: one per swap, each writing its fencing token. */
+  redisGrants(): number {
+    return this.grants;
+  }
 
   async execute(command: SwapCommand, actor: string): Promise<void> {
+    const requestId = randomUUID();
+    const scope = `${actor}:${METHOD}`;
+    const fingerprint = fingerprintOf(command);
+    const cacheKey = `{${this.settings.keyPrefix}}:idem:${scope}:${requestId}`;
+    // Every request id is fresh, so both always miss; they are the service's round trips.
+    if (await this.redis.get(cacheKey)) throw new UnexpectedReplayError(requestId);
+    const earlier = await this.pool.query(LOOKUP_SQL, [scope, requestId]);
+    if (earlier.rowCount) throw new UnexpectedReplayError(requestId);
+
+    const names = touchedWeeksOf(transfersOf(command)).map(lockNameOf);
+    const lease = await this.lock.acquire(names, Date.now() + this.settings.lockWaitMs);
+    this.grants++;
+    let response: Buffer;
+    try {
+      response = await this.transaction((client) =>
+        this.work(client, command, actor, { scope, requestId, fingerprint }, lease.fencingToken),
+      );
+    } finally {
+      await lease.release();
+    }
+    // Not awaited, as in the service: the cache write never delays the reply.
+    void this.redis
+      .set(
+        cacheKey,
+        JSON.stringify({ f: fingerprint, r: response.toString('base64') }),
+        'PX',
+        this.settings.idempotencyRetentionMs,
+      )
+      .catch(() => undefined);
+  }
+
+  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     let open = false;
     try {
@@ -125,9 +132,10 @@ export class RawSqlSwap {
         `select set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`,
         [timeout, timeout],
       );
-      await this.work(client, command, actor);
+      const result = await work(client);
       open = false;
       await client.query('commit');
+      return result;
     } catch (error) {
       if (open) await client.query('rollback').catch(() => undefined);
       throw error;
@@ -136,15 +144,30 @@ export class RawSqlSwap {
     }
   }
 
-  private async work(client: pg.PoolClient, command: SwapCommand, actor: string): Promise<void> {
-    const transfers = transfersOf(command);
-    const keys = dedupe(facultyWeeksOf(transfers));
-    const locked = await client.query(LOCK_FACULTY_WEEKS_SQL, [
-      keys.map((k) => k.personId),
-      keys.map((k) => k.week),
+  private async work(
+    client: pg.PoolClient,
+    command: SwapCommand,
+    actor: string,
+    key: { scope: string; requestId: string; fingerprint: string },
+    fencingToken: string,
+  ): Promise<Buffer> {
+    const claimed = await client.query(CLAIM_SQL, [
+      key.scope,
+      key.requestId,
+      key.fingerprint,
+      `${this.settings.idempotencyRetentionMs} milliseconds`,
     ]);
-    if (locked.rowCount !== keys.length)
-      throw new StaleRowsError('faculty_week', keys.length, locked.rowCount);
+    if (claimed.rowCount !== 1) throw new UnexpectedReplayError(key.requestId);
+
+    const transfers = transfersOf(command);
+    const weeks = dedupe(facultyWeeksOf(transfers));
+    const locked = await client.query(LOCK_FACULTY_WEEKS_SQL, [
+      weeks.map((k) => k.personId),
+      weeks.map((k) => k.week),
+    ]);
+    // The service would create missing lock rows here; the bench seeds them all.
+    if (locked.rowCount !== weeks.length)
+      throw new StaleRowsError('faculty_week', weeks.length, locked.rowCount);
 
     const now = this.clock.now();
     const facts = await readFacts(client, command);
@@ -155,6 +178,15 @@ export class RawSqlSwap {
     if (verdict.errors.length > 0) {
       throw new Error(`swap rejected: ${verdict.errors.map((e) => e.reason).join(', ')}`);
     }
+
+    const touched = dedupe(touchedWeeksOf(transfers));
+    const newer = await client.query(FENCE_SQL, [
+      touched.map((k) => k.personId),
+      touched.map((k) => k.week),
+      fencingToken,
+      fencingToken,
+    ]);
+    if (newer.rowCount) throw new Error(`fenced out by a newer lock holder (${fencingToken})`);
 
     const planned = new Map(verdict.moves.map((m) => [m.assignment.id, m]));
     const rows = await client.query<{
@@ -203,32 +235,108 @@ export class RawSqlSwap {
       };
     });
 
-    await updateVersioned(
-      client,
-      MOVE_ASSIGNMENTS_SQL,
-      'assignment',
-      assignmentMoves.map((m) => [m.assignmentId, m.toPersonId, m.version - 1]),
-    );
+    const record: SwapRecord = {
+      id: randomUUID(),
+      sourceFacultyId: command.sourceFacultyId,
+      sourceWeek: command.sourceWeek,
+      targetFacultyId: command.targetFacultyId,
+      targetWeek: command.targetWeek,
+      swapType: command.swapType,
+      status: 'EXECUTED',
+      reason: command.reason,
+      requestedAt: now,
+      requestedBy: actor,
+      executedAt: now,
+      executedBy: actor,
+      rolledBackAt: null,
+      rolledBackBy: null,
+      rollbackReason: null,
+      moves: { assignments: assignmentMoves, calls: callMoves },
+      warnings: verdict.warnings,
+      fencingToken,
+      version: 1,
+    };
+    // In the order of the service's flush: insert, then the versioned updates.
+    await client.query(INSERT_RECORD_SQL, [
+      record.id,
+      record.sourceFacultyId,
+      record.sourceWeek,
+      record.targetFacultyId,
+      record.targetWeek,
+      record.swapType,
+      record.reason,
+      now,
+      actor,
+      JSON.stringify(record.moves),
+      JSON.stringify(record.warnings),
+      fencingToken,
+    ]);
     await updateVersioned(
       client,
       MOVE_CALLS_SQL,
       'call_assignment',
       callMoves.map((m) => [m.callId, m.toPersonId, m.version - 1]),
     );
-    await client.query(INSERT_RECORD_SQL, [
-      randomUUID(),
-      command.sourceFacultyId,
-      command.sourceWeek,
-      command.targetFacultyId,
-      command.targetWeek,
-      command.swapType,
-      command.reason,
-      now,
-      actor,
-      JSON.stringify({ assignments: assignmentMoves, calls: callMoves }),
-      JSON.stringify(verdict.warnings),
-    ]);
+    await updateVersioned(
+      client,
+      MOVE_ASSIGNMENTS_SQL,
+      'assignment',
+      assignmentMoves.map((m) => [m.assignmentId, m.toPersonId, m.version - 1]),
+    );
+
+    // detectAround (src/swaps/swap-executor.ts): the swapped weeks and a week either side.
+    const swapped = [record.sourceWeek, ...(record.targetWeek ? [record.targetWeek] : [])].sort();
+    await detectConflicts(client, this.settings.detection, {
+      firstWeek: addDays(swapped[0]!, -7),
+      lastWeek: addDays(swapped[swapped.length - 1]!, 7),
+      causedBySwap: record.id,
+      faculty: [record.sourceFacultyId, record.targetFacultyId],
+    });
+
+    const response = Buffer.from(
+      ExecuteSwapResponse.encode({ swap: toSwapMessage(record) }).finish(),
+    );
+    const completed = await client.query(COMPLETE_SQL, [response, key.scope, key.requestId]);
+    if (completed.rowCount !== 1) throw new UnexpectedReplayError(key.requestId);
+    return response;
   }
+}
+
+/** Where, for whom and because of which swap one detection looks. */
+export interface DetectionScope {
+  firstWeek: string;
+  lastWeek: string;
+  causedBySwap: string | null;
+  /** Null: every faculty member. */
+  faculty: readonly string[] | null;
+}
+
+/**
+ * ConflictDetector.detect over pg: the same statement with the same
+ * parameters, then the created alerts read back as the detector does. Returns
+ * the alerts created.
+ */
+export async function detectConflicts(
+  client: pg.ClientBase,
+  settings: DetectionSettings,
+  scope: DetectionScope,
+): Promise<Array<{ id: string; type: string }>> {
+  const created = await client.query<{ id: string }>(DETECT_SQL, [
+    scope.firstWeek,
+    scope.lastWeek,
+    settings.backToBackDays,
+    settings.alternationWindowWeeks * 7,
+    settings.maxAlternations,
+    scope.causedBySwap,
+    scope.faculty,
+    scope.firstWeek,
+    scope.lastWeek,
+  ]);
+  if (created.rows.length === 0) return [];
+  const alerts = await client.query<{ id: string; type: string }>(READ_ALERTS_SQL, [
+    created.rows.map((r) => r.id),
+  ]);
+  return alerts.rows;
 }
 
 /** A row was missing or had moved on since it was read. */
@@ -237,6 +345,29 @@ export class StaleRowsError extends Error {
   constructor(table: string, expected: number, got: number | null) {
     super(`${table}: expected ${expected} rows, got ${got ?? 0}`);
   }
+}
+
+/** The bench never reuses a request id, so a stored answer means something is wrong. */
+export class UnexpectedReplayError extends Error {
+  override name = 'UnexpectedReplayError';
+  constructor(requestId: string) {
+    super(`request ${requestId} was already answered or claimed`);
+  }
+}
+
+/** As the service fingerprints a request: SHA-256 of it encoded, request id cleared. */
+function fingerprintOf(command: SwapCommand): string {
+  const canonical = ExecuteSwapRequest.encode({
+    sourceFacultyId: command.sourceFacultyId,
+    sourceWeek: command.sourceWeek,
+    targetFacultyId: command.targetFacultyId,
+    targetWeek: command.targetWeek ?? '',
+    swapType:
+      command.swapType === 'ONE_TO_ONE' ? SwapType.SWAP_TYPE_ONE_TO_ONE : SwapType.SWAP_TYPE_ABSORB,
+    reason: command.reason,
+    requestId: '',
+  }).finish();
+  return createHash('sha256').update(canonical).digest('hex');
 }
 
 interface FactsRow {

@@ -1,12 +1,14 @@
 /**
  * ExecuteSwap benchmark: the service over gRPC (with PostgreSQL advisory locks,
  * and again with Redis locks), the same use case called in-process, and the
- * same transaction by hand over pg, each at several concurrencies, on a
- * database of its own that is dropped at the end. Then our Redis lock against
+ * same work by hand over pg and ioredis, each at several concurrencies, on a
+ * database of its own that is dropped at the end. Then the service with
+ * telemetry on and off, each in a child process. Then our Redis lock against
  * redlock and redis-semaphore, acquire + release alone.
  *
- *   npm run bench                                   all modes at concurrency 1 and 32, then the locks
+ *   npm run bench                                   all modes at concurrency 1 and 32, telemetry, then the locks
  *   npm run bench -- --only=service,service-redis   what the Redis lock costs a swap
+ *   npm run bench -- --only=telemetry               what full-sampling telemetry costs a swap
  *   npm run bench -- --only=locks                   the lock libraries only (no database)
  *   npm run bench -- --only=service --profile-dir=/tmp/swap-prof
  *   node --cpu-prof --cpu-prof-dir=/tmp/swap-prof --import tsx bench/run.ts --only=service
@@ -19,6 +21,8 @@ import pg from 'pg';
 import pino from 'pino';
 import { loadConfig } from '../src/config';
 import { ConflictDetector } from '../src/conflicts/conflict-detector';
+import { createRedisClient } from '../src/coordination/redis-client';
+import type { LockRedisClient } from '../src/coordination/redis-lock-scripts';
 import type { Clock } from '../src/domain/clock';
 import { type RunningService, startService } from '../src/main';
 import { SwapExecutor } from '../src/swaps/swap-executor';
@@ -36,7 +40,8 @@ import {
   percentile,
   throughputOf,
 } from './bench-report';
-import { checkBenchSchedule } from './bench-schedule-check';
+import { type CheckResult, checkBenchSchedule } from './bench-schedule-check';
+import { checkDetectionAgrees, checkRunAlerts } from './conflict-check';
 import { runLockBench } from './lock-bench';
 import {
   type LoadSample,
@@ -45,6 +50,7 @@ import {
   runLoad,
   type SwapDriver,
 } from './load-runner';
+import { checkCopiedStatements } from './raw-sql-drift';
 import { createRawPool, pgClientClasses, RawSqlSwap } from './raw-sql-swap';
 import { checkRedisLocking } from './redis-lock-check';
 import { deleteRedisKeys } from './redis-keys';
@@ -56,12 +62,17 @@ import {
   timeRedisLocks,
 } from './service-lock-timer';
 import { redisCommandsOf, statementsOf } from './statement-census';
-import { executorDriver, grpcDriver, rawSqlDriver } from './swap-drivers';
+import { compareCensus, labelOf, ORM_ONLY_LABELS } from './statement-labels';
+import { actorOf, executorDriver, grpcDriver, rawSqlDriver } from './swap-drivers';
 import { BENCH_TODAY, ROWS_PER_SWAP, seedSwapPairs, type SwapPair } from './swap-pairs';
+import { runTelemetryBench } from './telemetry-bench';
 
 // Vacuumed before every cell, so each starts from the same table and index sizes
 // rather than inheriting the dead tuples of the cells before it.
-const VACUUM_SQL = 'vacuum (analyze) assignment, call_assignment, faculty_week, swap_record';
+const VACUUM_SQL =
+  'vacuum (analyze) assignment, call_assignment, faculty_week, swap_record, idempotency_record, conflict_alert';
+/** The team's goal for the service against the raw baseline, throughput over throughput. */
+const SERVICE_VS_SQL_GOAL = 0.4;
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -70,13 +81,25 @@ async function main(): Promise<number> {
   if (options.profileDir) await mkdir(options.profileDir, { recursive: true });
   // Every Redis key of this run (locks, fencing counter, replay cache) carries it.
   const keyPrefix = `swapbench_${randomBytes(4).toString('hex')}`;
-  const usesRedis = options.locks || options.modes.includes('service-redis');
+  const usesRedis =
+    options.locks ||
+    options.telemetry ||
+    options.modes.includes('service-redis') ||
+    options.modes.includes('sql');
   let ok = true;
   try {
     if (options.modes.length > 0) ok = (await runSwapBench(options, keyPrefix)) && ok;
+    if (options.telemetry) {
+      const telemetry = await runTelemetryBench(options, keyPrefix, say);
+      process.stdout.write(
+        `${options.modes.length > 0 ? '\n' : ''}${telemetry.lines.join('\n')}\n`,
+      );
+      ok = telemetry.ok && ok;
+    }
     if (options.locks) {
       const locks = await runLockBench(options, keyPrefix, say);
-      process.stdout.write(`${options.modes.length > 0 ? '\n' : ''}${locks.lines.join('\n')}\n`);
+      const after = options.modes.length > 0 || options.telemetry;
+      process.stdout.write(`${after ? '\n' : ''}${locks.lines.join('\n')}\n`);
       ok = locks.ok && ok;
     }
   } finally {
@@ -97,6 +120,8 @@ async function runSwapBench(options: BenchOptions, keyPrefix: string): Promise<b
   let serviceRedis: RunningService | undefined;
   let lockTimer: LockTimer | undefined;
   let raw: pg.Pool | undefined;
+  let rawRedis: LockRedisClient | undefined;
+  let rawSwap: RawSqlSwap | undefined;
   const grpcClients: Array<ReturnType<typeof grpcDriver>> = [];
   try {
     await admin.connect();
@@ -119,24 +144,24 @@ async function runSwapBench(options: BenchOptions, keyPrefix: string): Promise<b
       SEED_DEMO: 'false',
     };
     const config = loadConfig(env);
+    // The same service with Redis: locks, fencing tokens and the replay cache.
+    const redisConfig = loadConfig({
+      ...env,
+      REDIS_URL: options.redisUrl,
+      LOCK_KEY_PREFIX: keyPrefix,
+    });
     const drivers = new Map<BenchMode, SwapDriver>();
     if (options.modes.includes('service-redis')) {
-      // The same service with Redis: locks, fencing tokens and the replay cache. Started
-      // first, so its Redis handshake is over before any statement census begins.
-      const redisConfig = loadConfig({
-        ...env,
-        REDIS_URL: options.redisUrl,
-        LOCK_KEY_PREFIX: keyPrefix,
-      });
+      // Started first, so its Redis handshake is over before any statement census begins.
       serviceRedis = await startService(redisConfig, { clock, log: pino({ level: 'silent' }) });
       lockTimer = timeRedisLocks();
-      const grpc = grpcDriver(serviceRedis.port);
+      const grpc = grpcDriver(serviceRedis.port, actorOf('service-redis'));
       grpcClients.push(grpc);
       drivers.set('service-redis', grpc.driver);
     }
     if (options.modes.includes('service') || options.modes.includes('executor')) {
       service = await startService(config, { clock, log: pino({ level: 'silent' }) });
-      const grpc = grpcDriver(service.port);
+      const grpc = grpcDriver(service.port, actorOf('service'));
       grpcClients.push(grpc);
       drivers.set('service', grpc.driver);
       drivers.set(
@@ -148,16 +173,28 @@ async function runSwapBench(options: BenchOptions, keyPrefix: string): Promise<b
             config.swaps,
             new ConflictDetector(config.conflicts),
           ),
+          actorOf('executor'),
         ),
       );
     }
     if (options.modes.includes('sql')) {
       raw = createRawPool(db.url, options.poolMax);
-      const rawSwap = new RawSqlSwap(raw, clock, {
-        timeoutMs: config.transactions.timeoutCeilingMs,
-        shortNoticeDays: config.swaps.shortNoticeDays,
+      // A client like the service's (fail fast, no offline queue), on the same key prefix,
+      // so the raw path shares service-redis's fencing counter.
+      rawRedis = createRedisClient(redisConfig.redis, pino({ level: 'silent' }))!;
+      const client = rawRedis;
+      // It queues nothing while connecting, so the first command must wait for the handshake.
+      if (client.status !== 'ready') await new Promise((ready) => client.once('ready', ready));
+      rawSwap = new RawSqlSwap(raw, rawRedis, clock, {
+        timeoutMs: redisConfig.transactions.timeoutCeilingMs,
+        shortNoticeDays: redisConfig.swaps.shortNoticeDays,
+        detection: redisConfig.conflicts,
+        idempotencyRetentionMs: redisConfig.idempotency.retentionMs,
+        keyPrefix,
+        lockTtlMs: redisConfig.locks.ttlMs,
+        lockWaitMs: redisConfig.locks.waitMs,
       });
-      drivers.set('sql', rawSqlDriver(rawSwap));
+      drivers.set('sql', rawSqlDriver(rawSwap, actorOf('sql')));
     }
 
     const out: string[] = [];
@@ -170,23 +207,32 @@ async function runSwapBench(options: BenchOptions, keyPrefix: string): Promise<b
           ? `,\n  each cell in ${options.rounds} windows of ${Math.round(options.measureMs / options.rounds)} ms (each with its vacuum and warm-up), the modes taking turns`
           : ''),
       `modes: service = ExecuteSwap over gRPC (PostgreSQL advisory locks), service-redis = the same with REDIS_URL ` +
-        `(Redis locks + fencing + replay cache), executor = SwapExecutor.execute in-process, sql = same transaction over pg`,
+        `(Redis locks + fencing + replay cache), executor = SwapExecutor.execute in-process (no lock, no idempotency),`,
+      `  sql = what service-redis does, by hand over pg and ioredis (same statements, Redis lock and replay cache; no ORM, no gRPC);`,
+      `  every swap also runs conflict detection over its weeks ±7 days for the two faculty, in its transaction`,
       '',
     );
 
     // One swap per mode with every statement counted: the round trips each path makes.
     out.push('statements per swap (one swap each, outside any measurement):');
+    const census = new Map<BenchMode, { statements: string[]; redis: string[] }>();
     for (const mode of options.modes) {
-      let redisCommands: string[] = [];
+      let redis: string[] = [];
       const statements = await statementsOf(pgClientClasses(), async () => {
-        redisCommands = await redisCommandsOf(() => swapOnce(drivers.get(mode)!, pairs[0]!));
+        redis = await redisCommandsOf(() => swapOnce(drivers.get(mode)!, pairs[0]!));
       });
+      census.set(mode, { statements, redis });
       out.push(
         `  ${mode}: ${statements.length}` +
-          (redisCommands.length > 0 ? `, and Redis commands: ${redisCommands.join(', ')}` : ''),
+          (redis.length > 0 ? `, and Redis commands: ${redis.join(', ')}` : ''),
       );
-      for (const s of statements) out.push(`    ${s.length > 110 ? `${s.slice(0, 110)}…` : s}`);
+      for (const s of statements) {
+        const text = `[${labelOf(s)}] ${s}`;
+        out.push(`    ${text.length > 120 ? `${text.slice(0, 120)}…` : text}`);
+      }
     }
+    const censusCheck = checkCensus(census);
+    if (censusCheck) out.push(`  ${censusCheck.detail}`);
     out.push('');
 
     // The first few hundred swaps of a mode run partly unoptimized; without this the
@@ -253,6 +299,8 @@ async function runSwapBench(options: BenchOptions, keyPrefix: string): Promise<b
     }
 
     out.push(formatTable(cells), '');
+    const goalLine = serviceVsSqlLine(cells, options.concurrencies);
+    if (goalLine) out.push(goalLine, '');
     out.push(
       'node CPU = process.cpuUsage() delta / swaps: the whole process, so the service modes include the gRPC client too;',
       "pg CPU = utime+stime of the bench database's PostgreSQL backends over the window / swaps (a lower bound; WAL writer etc. excluded).",
@@ -273,7 +321,17 @@ async function runSwapBench(options: BenchOptions, keyPrefix: string): Promise<b
 
     const committed = pairs.reduce((n, p) => n + p.swaps, 0);
     const checks = await checkBenchSchedule(admin, pairs, committed);
-    if (serviceRedis) checks.push(...(await checkRedisLocking(admin, serviceRedis.locks.stats())));
+    const rawGrants = rawSwap ? [{ who: 'sql', grants: rawSwap.redisGrants() }] : [];
+    if (serviceRedis)
+      checks.push(
+        ...(await checkRedisLocking(admin, serviceRedis.locks.stats(), 'service-redis', rawGrants)),
+      );
+    checks.push(await checkRunAlerts(admin, options.modes));
+    if (rawSwap) {
+      checks.push(await checkCopiedStatements());
+      checks.push(await checkDetectionAgrees(admin, db.url, redisConfig.conflicts, pairs));
+      if (censusCheck) checks.push(censusCheck);
+    }
     out.push('correctness:');
     for (const c of checks) out.push(`  [${c.ok ? 'ok' : 'FAIL'}] ${c.name}: ${c.detail}`);
     if (options.profileDir)
@@ -288,10 +346,61 @@ async function runSwapBench(options: BenchOptions, keyPrefix: string): Promise<b
     await service?.stop();
     await serviceRedis?.stop();
     await raw?.end();
+    rawRedis?.disconnect();
     await admin.end().catch(() => undefined);
     await db.drop();
     say(`bench database ${db.name} dropped`);
   }
+}
+
+/**
+ * Whether `sql` sends what `service-redis` sends, step by step: the same
+ * statements in the same order, bar the version-check selects MikroORM adds
+ * before its updates (the raw updates check the version in their WHERE), and
+ * the same Redis commands. Undefined unless both modes ran.
+ */
+function checkCensus(
+  census: ReadonlyMap<BenchMode, { statements: string[]; redis: string[] }>,
+): CheckResult | undefined {
+  const service = census.get('service-redis');
+  const raw = census.get('sql');
+  if (!service || !raw) return undefined;
+  const diff = compareCensus(service.statements, raw.statements);
+  const sameRedis = service.redis.join(',') === raw.redis.join(',');
+  const ormOnly = service.statements.filter((s) => ORM_ONLY_LABELS.has(labelOf(s))).length;
+  const ok =
+    diff.onlyService.length === 0 && diff.onlyRaw.length === 0 && diff.sameOrder && sameRedis;
+  return {
+    name: 'sql sends what service-redis sends',
+    ok,
+    detail: ok
+      ? `sql vs service-redis: the same ${raw.statements.length} statements in the same order and the same Redis commands; ` +
+        `service-redis sends ${ormOnly} more, MikroORM's version-check selects, which sql folds into its updates' WHERE`
+      : `sql vs service-redis differ: only service-redis [${diff.onlyService.join(', ')}], only sql [${diff.onlyRaw.join(', ')}], ` +
+        `same order ${diff.sameOrder}, Redis ${service.redis.join(',')} vs ${raw.redis.join(',')}`,
+  };
+}
+
+/** Each service mode's throughput as a share of sql's, against the goal. */
+function serviceVsSqlLine(cells: readonly Cell[], concurrencies: readonly number[]): string {
+  const parts: string[] = [];
+  let met = true;
+  for (const mode of ['service', 'service-redis'] as const) {
+    for (const concurrency of concurrencies) {
+      const at = (m: BenchMode) =>
+        cells.find((c) => c.mode === m && c.sample.concurrency === concurrency);
+      const [cell, raw] = [at(mode), at('sql')];
+      if (!cell || !raw) continue;
+      const share = throughputOf(cell.sample) / throughputOf(raw.sample);
+      met &&= share >= SERVICE_VS_SQL_GOAL;
+      parts.push(`${mode} c=${concurrency} ${share.toFixed(2)}`);
+    }
+  }
+  if (parts.length === 0) return '';
+  return (
+    `service ÷ sql throughput: ${parts.join(', ')}; goal ≥ ${SERVICE_VS_SQL_GOAL}: ` +
+    (met ? 'met' : 'NOT met')
+  );
 }
 
 /** One committed swap outside the measurements, with the pair's state kept in step. */

@@ -53,6 +53,17 @@ export function backendCpuBetween(
   return ms;
 }
 
+/** CPU milliseconds (user + system) used so far by process `pid`, or undefined if unreadable. */
+export function processCpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicksPerSecond();
+  } catch {
+    return undefined;
+  }
+}
+
 let ticksPerSecond: number | undefined;
 function clockTicksPerSecond(): number {
   if (ticksPerSecond === undefined) {

@@ -7,16 +7,23 @@ import type { SwapDriver } from './load-runner';
 import type { RawSqlSwap } from './raw-sql-swap';
 import { nextSwapOf } from './swap-pairs';
 
-const ACTOR = 'bench';
 const DEADLINE_MS = 30_000;
 
+/**
+ * The actor each mode's swaps are recorded under (`requested_by`), so the
+ * checks can tell which mode raised what.
+ */
+export function actorOf(mode: string): string {
+  return `bench-${mode}`;
+}
+
 /** ExecuteSwap over a real gRPC channel: the whole service path. */
-export function grpcDriver(port: number): { driver: SwapDriver; close(): void } {
+export function grpcDriver(port: number, actor: string): { driver: SwapDriver; close(): void } {
   const client = new SwapServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
   const driver: SwapDriver = (pair) => {
     const command = nextSwapOf(pair);
     const metadata = new Metadata();
-    metadata.set('x-actor', ACTOR);
+    metadata.set('x-actor', actor);
     return new Promise((resolve, reject) => {
       client.executeSwap(
         {
@@ -38,13 +45,13 @@ export function grpcDriver(port: number): { driver: SwapDriver; close(): void } 
 }
 
 /** The use case called directly: the service path minus gRPC and request mapping. */
-export function executorDriver(executor: SwapExecutor): SwapDriver {
+export function executorDriver(executor: SwapExecutor, actor: string): SwapDriver {
   return async (pair) => {
-    await executor.execute(nextSwapOf(pair), ACTOR, budgetOf(DEADLINE_MS));
+    await executor.execute(nextSwapOf(pair), actor, budgetOf(DEADLINE_MS));
   };
 }
 
-/** The same transaction by hand over pg: the floor the other two are compared with. */
-export function rawSqlDriver(raw: RawSqlSwap): SwapDriver {
-  return (pair) => raw.execute(nextSwapOf(pair), ACTOR);
+/** The same work by hand over pg and ioredis: the floor the others are compared with. */
+export function rawSqlDriver(raw: RawSqlSwap, actor: string): SwapDriver {
+  return (pair) => raw.execute(nextSwapOf(pair), actor);
 }

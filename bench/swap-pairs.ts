@@ -56,8 +56,14 @@ export function nextSwapOf(pair: SwapPair): SwapCommand {
  * by the attending, a PGY-1 and a PGY-3 (so the supervision rule has a roster to
  * judge), the attending's Friday and Saturday calls, and every faculty-week row
  * either direction of the swap locks, so no swap has to create lock rows.
+ * Pairs are numbered from `firstIndex`, so a second call with the count of the
+ * first as `firstIndex` adds pairs on weeks of their own.
  */
-export async function seedSwapPairs(db: pg.ClientBase, count: number): Promise<SwapPair[]> {
+export async function seedSwapPairs(
+  db: pg.ClientBase,
+  count: number,
+  firstIndex = 0,
+): Promise<SwapPair[]> {
   const pgy1 = randomUUID();
   const pgy3 = randomUUID();
   const people: Array<[string, string, 'faculty' | 'resident', number | null, string | null]> = [
@@ -70,7 +76,7 @@ export async function seedSwapPairs(db: pg.ClientBase, count: number): Promise<S
   const facultyWeeks: Array<[string, string, string]> = [];
   const pairs: SwapPair[] = [];
 
-  for (let i = 0; i < count; i++) {
+  for (let i = firstIndex; i < firstIndex + count; i++) {
     const a = randomUUID();
     const b = randomUUID();
     const weekA = addDays(FIRST_WEEK, 7 * WEEKS_PER_PAIR * i);

