@@ -26,6 +26,7 @@ import {
   SwapType,
 } from '../src/generated/swap/v1/swap';
 import { type RunningService, startService } from '../src/main';
+import { TEST_REDIS_URL } from './support/redis-url';
 import { ScheduleFixture } from './support/schedule-fixture';
 import { backendPid, connect, waitFor } from './support/sql-fixtures';
 import { TestClock } from './support/test-clock';
@@ -439,60 +440,55 @@ describe('an expired idempotency key', () => {
     }
   });
 
-  it.skipIf(!process.env.REDIS_URL)(
-    'is a new key with the Redis replay cache too, even when the call took longer than the retention',
-    async () => {
-      const short = await startTestService(SHORT_RETENTION);
-      const f = await ScheduleFixture.connect(short.db.url);
-      const blocker = await connect(short.db.url);
-      const observer = await connect(short.db.url);
-      try {
-        const { a, request } = await sharedWeekSwap(f, '2030-06-10');
-        const mornings = await holdings(f.db, a);
-        const { rows: heldRows } = await f.db.query<{ id: string }>(
-          `select id from assignment where person_id = $1 order by id limit 1`,
-          [a],
-        );
-        // Hold a row the swap needs until its key, claimed at the start of its
-        // transaction, has outlived the retention: it commits already expired.
-        await blocker.query('begin');
-        await blocker.query('select id from assignment where id = $1 for update', [
-          heldRows[0]!.id,
-        ]);
-        const blockerPid = await backendPid(blocker);
-        const first = executeSwap(short.client, request);
-        await waitFor('the swap to wait past its key’s retention', async () => {
-          const { rows } = await observer.query(
-            `select pid from pg_stat_activity
+  it('is a new key with the Redis replay cache too, even when the call took longer than the retention', async () => {
+    const short = await startTestService({ ...SHORT_RETENTION, REDIS_URL: TEST_REDIS_URL });
+    const f = await ScheduleFixture.connect(short.db.url);
+    const blocker = await connect(short.db.url);
+    const observer = await connect(short.db.url);
+    try {
+      const { a, request } = await sharedWeekSwap(f, '2030-06-10');
+      const mornings = await holdings(f.db, a);
+      const { rows: heldRows } = await f.db.query<{ id: string }>(
+        `select id from assignment where person_id = $1 order by id limit 1`,
+        [a],
+      );
+      // Hold a row the swap needs until its key, claimed at the start of its
+      // transaction, has outlived the retention: it commits already expired.
+      await blocker.query('begin');
+      await blocker.query('select id from assignment where id = $1 for update', [heldRows[0]!.id]);
+      const blockerPid = await backendPid(blocker);
+      const first = executeSwap(short.client, request);
+      await waitFor('the swap to wait past its key’s retention', async () => {
+        const { rows } = await observer.query(
+          `select pid from pg_stat_activity
               where datname = $1 and $2 = any(pg_blocking_pids(pid))
                 and now() > xact_start + $3::interval`,
-            [short.db.name, blockerPid, `${RETENTION_MS} milliseconds`],
-          );
-          return rows.length === 1;
-        });
-        await blocker.query('rollback');
-        const firstSwap = okResponse(await first).swap!;
-        const { rows: keyRows } = await observer.query<{ expired: boolean }>(
-          `select expires_at <= now() as expired from idempotency_record where request_id = $1`,
-          [request.requestId],
+          [short.db.name, blockerPid, `${RETENTION_MS} milliseconds`],
         );
-        expect(keyRows).toEqual([{ expired: true }]);
+        return rows.length === 1;
+      });
+      await blocker.query('rollback');
+      const firstSwap = okResponse(await first).swap!;
+      const { rows: keyRows } = await observer.query<{ expired: boolean }>(
+        `select expires_at <= now() as expired from idempotency_record where request_id = $1`,
+        [request.requestId],
+      );
+      expect(keyRows).toEqual([{ expired: true }]);
 
-        // PostgreSQL holds the key as expired, so the retry is new; a cache entry
-        // that outlives the row must not turn it into a replay.
-        const again = await executeSwap(short.client, request);
-        expect(again.replayed).toBe(false);
-        expect(okResponse(again).swap!.id).not.toBe(firstSwap.id);
-        expect(await holdings(f.db, a)).toEqual(mornings);
-      } finally {
-        await blocker.query('rollback').catch(() => undefined);
-        await blocker.end();
-        await observer.end();
-        await f.close();
-        await short.close();
-      }
-    },
-  );
+      // PostgreSQL holds the key as expired, so the retry is new; a cache entry
+      // that outlives the row must not turn it into a replay.
+      const again = await executeSwap(short.client, request);
+      expect(again.replayed).toBe(false);
+      expect(okResponse(again).swap!.id).not.toBe(firstSwap.id);
+      expect(await holdings(f.db, a)).toEqual(mornings);
+    } finally {
+      await blocker.query('rollback').catch(() => undefined);
+      await blocker.end();
+      await observer.end();
+      await f.close();
+      await short.close();
+    }
+  });
 });
 
 describe('the idempotency sweeper', () => {

@@ -12,6 +12,7 @@ import {
   SwapServiceClient,
   SwapType,
 } from '../src/generated/swap/v1/swap';
+import { TEST_REDIS_URL } from './support/redis-url';
 import { ScheduleFixture } from './support/schedule-fixture';
 import { waitFor } from './support/sql-fixtures';
 import { createTestDatabase, type TestDatabase } from './support/test-database';
@@ -169,7 +170,7 @@ afterAll(async () => {
 });
 
 describe('two service processes sharing one database and one Redis', () => {
-  it.skipIf(!process.env.REDIS_URL)(
+  it(
     'apply ~100 overlapping swaps, each request at most once, and keep the schedule consistent',
     { timeout: 240_000 },
     async () => {
@@ -286,7 +287,7 @@ describe('two service processes sharing one database and one Redis', () => {
             LOG_LEVEL: 'info',
             SEED_DEMO: 'false',
             METRICS_PORT: '0',
-            REDIS_URL: process.env.REDIS_URL!,
+            REDIS_URL: TEST_REDIS_URL,
             LOCK_KEY_PREFIX: lockKeyPrefix,
             // Calls queue behind each other; waiting is fine, giving up would blur the verdict.
             LOCK_WAIT_MS: '60000',
