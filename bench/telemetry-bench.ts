@@ -161,7 +161,8 @@ export async function runTelemetryBench(
         detail:
           `SDK started: ${started.map((c) => `${c.variant} ${c.telemetry}`).join(', ')}; sink got ${exported.traceExports} trace exports ` +
           `(${exported.spans} spans, ${(exported.spans / Math.max(1, onSwaps)).toFixed(1)} per swap of "on"), ` +
-          `${exported.metricExports} metric exports, ${(exported.bytes / 1e6).toFixed(1)} MB`,
+          `${exported.metricExports} metric exports, ${(exported.bytes / 1e6).toFixed(1)} MB ` +
+          `(${(exported.bytes / Math.max(1, onSwaps) / 1e3).toFixed(1)} kB per swap)`,
       },
     ];
     const failures = [...cells.values()].flat().reduce((n, w) => n + w.sample.failures, 0);

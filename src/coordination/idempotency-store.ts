@@ -114,9 +114,7 @@ export class IdempotencyStore {
     const { client, breaker } = this.cache;
     const value = JSON.stringify({ f: stored.fingerprint, r: stored.response.toString('base64') });
     await breaker
-      .run(() =>
-        client.set(this.cacheKey(scope, requestId), value, 'PX', this.settings.retentionMs),
-      )
+      .run(() => client.set(this.cacheKey(scope, requestId), value, 'PX', Math.floor(ttlMs)))
       .catch((error: unknown) =>
         this.log.debug({ err: error }, 'could not cache an idempotent response'),
       );

@@ -56,7 +56,7 @@ export function startTelemetry(config: TelemetryConfig): TelemetryHandle {
         // MikroORM inlines parameters into the SQL text, and a swap's free-text
         // reason may name people; traces keep the statement shape, not values.
         requestHook: (span, { query }) =>
-          span.setAttribute('db.query.text', query.text.replace(/'(?:[^']|'')*'/g, "'?'")),
+          span.setAttribute('db.query.text', statementShape(query.text)),
       }),
       new IORedisInstrumentation({ requireParentSpan: true }),
     ],
@@ -74,4 +74,16 @@ function serviceVersion(): string {
   } catch {
     return 'unknown';
   }
+}
+
+/** Longest SQL text kept on a span: enough to tell statements apart, not to export them whole. */
+const MAX_STATEMENT_CHARS = 300;
+
+/** The statement with its literals masked and its length capped. */
+export function statementShape(sql: string): string {
+  const masked = sql
+    .replace(/'(?:[^']|'')*'/g, "'?'")
+    .replace(/\s+/g, ' ')
+    .trim();
+  return masked.length > MAX_STATEMENT_CHARS ? `${masked.slice(0, MAX_STATEMENT_CHARS)}…` : masked;
 }

@@ -1,0 +1,58 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { SwapType } from '../src/generated/swap/v1/swap';
+import { TEST_REDIS_URL } from './support/redis-url';
+import { ScheduleFixture } from './support/schedule-fixture';
+import { startTestService, type TestService } from './support/test-service';
+
+const PREFIX = `rc${randomUUID().slice(0, 8)}`;
+let ts: TestService;
+let fx: ScheduleFixture;
+let redis: Redis;
+beforeAll(async () => {
+  ts = await startTestService({
+    REDIS_URL: TEST_REDIS_URL,
+    LOCK_KEY_PREFIX: PREFIX,
+    IDEMPOTENCY_RETENTION_HOURS: '1',
+  });
+  fx = await ScheduleFixture.connect(ts.db.url);
+  redis = new Redis(TEST_REDIS_URL);
+});
+afterAll(async () => {
+  const keys = await redis?.keys(`{${PREFIX}}:*`);
+  if (keys?.length) await redis.del(...keys);
+  redis?.disconnect();
+  await fx?.close();
+  await ts?.close();
+});
+
+it('caches a committed answer for no longer than its key lives in PostgreSQL', async () => {
+  const a = await fx.faculty('core');
+  const b = await fx.faculty('core');
+  await fx.assignWeek(a, '2030-05-06');
+  const requestId = randomUUID();
+  await ts.api.executeSwap({
+    sourceFacultyId: a,
+    sourceWeek: '2030-05-06',
+    targetFacultyId: b,
+    swapType: SwapType.SWAP_TYPE_ABSORB,
+    reason: 'cache lifetime',
+    requestId,
+  });
+  const key = `{${PREFIX}}:idem:anonymous:ExecuteSwap:${requestId}`;
+  // The cache write is not awaited by the call; wait (bounded) until it lands.
+  for (let i = 0; i < 100 && (await redis.exists(key)) === 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  // PostgreSQL first, the cache second: the cache's lifetime can only have shrunk since.
+  const { rows } = await fx.db.query<{ left: number }>(
+    `select floor(extract(epoch from (expires_at - clock_timestamp())) * 1000)::float8 as left
+     from idempotency_record where request_id = $1`,
+    [requestId],
+  );
+  const pttl = await redis.pttl(key);
+  expect(pttl).toBeGreaterThan(0);
+  // One millisecond of rounding between the two clocks' readings.
+  expect(pttl).toBeLessThanOrEqual(rows[0]!.left + 1);
+});
