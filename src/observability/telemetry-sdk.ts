@@ -53,6 +53,8 @@ export function startTelemetry(config: TelemetryConfig): TelemetryHandle {
       new GrpcInstrumentation({ ignoreGrpcMethods: UNTRACED_METHODS }),
       new PgInstrumentation({
         requireParentSpan: true,
+        // A pooled connection checkout is not a database operation; one span per statement is enough.
+        ignoreConnectSpans: true,
         // MikroORM inlines parameters into the SQL text, and a swap's free-text
         // reason may name people; traces keep the statement shape, not values.
         requestHook: (span, { query }) =>
