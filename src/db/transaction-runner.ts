@@ -143,7 +143,9 @@ export class TransactionRunner {
   /**
    * Runs `work` on a savepoint of the transaction that `em` is in. If it fails,
    * only its own changes are undone and the error is rethrown for the caller to
-   * handle; the outer transaction can still commit.
+   * handle; the outer transaction can still commit. `work` gets an
+   * EntityManager with an identity map of its own: it must load, through it,
+   * whatever it changes.
    */
   async savepoint<T>(em: EntityManager, work: (em: EntityManager) => Promise<T>): Promise<T> {
     if (!em.isInTransaction()) throw new Error('savepoint() needs an open transaction');
@@ -152,7 +154,10 @@ export class TransactionRunner {
     // would then undo them while `em` believes them written, and they would be
     // silently lost. Flushing first keeps them in the outer transaction.
     await em.flush();
-    return em.transactional(work);
+    // A fresh identity map for the nested work: it loads its own instances, so
+    // a change it abandons, or a flush its savepoint undoes, never lingers in
+    // the caller's entities (a stale version there would fail every retry).
+    return em.transactional(work, { clear: true });
   }
 
   /** A snapshot of the counters. */
