@@ -50,7 +50,6 @@ import {
   runLoad,
   type SwapDriver,
 } from './load-runner';
-import { checkCopiedStatements } from './raw-sql-drift';
 import { createRawPool, pgClientClasses, RawSqlSwap } from './raw-sql-swap';
 import { checkRedisLocking } from './redis-lock-check';
 import { deleteRedisKeys } from './redis-keys';
@@ -328,7 +327,6 @@ async function runSwapBench(options: BenchOptions, keyPrefix: string): Promise<b
       );
     checks.push(await checkRunAlerts(admin, options.modes));
     if (rawSwap) {
-      checks.push(await checkCopiedStatements());
       checks.push(await checkDetectionAgrees(admin, db.url, redisConfig.conflicts, pairs));
       if (censusCheck) checks.push(censusCheck);
     }

@@ -15,7 +15,7 @@ export interface DetectionSettings {
 // Parameters, in order: first week, last week, back-to-back days, alternation
 // window (days), max alternations, causing swap id, faculty filter (null: all),
 // first week, last week.
-const DETECT_SQL = `
+export const DETECT_SQL = `
 with params as (
   select ?::date as first_week, ?::date as last_week, ?::int as b2b_days,
          ?::int as window_days, ?::int as max_alternations, ?::uuid as swap_id,

@@ -14,14 +14,14 @@ export interface IdempotencySettings {
   keyPrefix: string;
 }
 
-const LOOKUP_SQL = `
+export const LOOKUP_SQL = `
 select fingerprint, response from idempotency_record
 where scope = ? and request_id = ? and expires_at > now() and response is not null`;
 
 // Claims the key for this transaction. A live key of a committed call makes it
 // return nothing; a key claimed by a transaction still running makes it wait for
 // that transaction; an expired key is taken over as new.
-const CLAIM_SQL = `
+export const CLAIM_SQL = `
 insert into idempotency_record (scope, request_id, fingerprint, expires_at)
 values (?, ?, ?, now() + ?::interval)
 on conflict (scope, request_id) do update
@@ -30,7 +30,7 @@ on conflict (scope, request_id) do update
 returning 1 as claimed`;
 
 // Returns how long the key has left, by the database's clock, so the cache never outlives it.
-const COMPLETE_SQL = `
+export const COMPLETE_SQL = `
 update idempotency_record set response = ? where scope = ? and request_id = ?
 returning greatest(0, floor(extract(epoch from (expires_at - clock_timestamp())) * 1000))::float8 as "ttlMs"`;
 

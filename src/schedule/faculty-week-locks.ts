@@ -14,7 +14,7 @@ export function lockNameOf(key: FacultyWeekKey): string {
 
 // Locks the existing rows for the keys, in id order. The rows are only locked,
 // never changed here, so they are not loaded as entities.
-const LOCK_SQL = `
+export const LOCK_SQL = `
 select fw.person_id as "personId", fw.week_start as "week"
 from faculty_week fw
 join unnest(?::uuid[], ?::date[]) as k(person_id, week_start)
@@ -77,7 +77,7 @@ function keyOf(key: FacultyWeekKey): string {
 
 // Records the token on the weeks (already locked by this transaction) unless a
 // newer holder got there first; returns the weeks that refused it.
-const FENCE_SQL = `
+export const FENCE_SQL = `
 with wanted as (
   select fw.id, fw.person_id, fw.week_start, fw.fencing_token
   from faculty_week fw
