@@ -547,5 +547,18 @@ describe('bad input', () => {
     );
     expect(error.code).toBe(status.INVALID_ARGUMENT);
     expect(errorDetails(error)).toMatchObject({ reason: 'UNKNOWN_OPTION', fields: ['option_id'] });
+    for (const optionId of [
+      'SWAP_ASSIGNMENTS:not-a-uuid',
+      `SWAP_ASSIGNMENTS:${alert.facultyId}`,
+      'REASSIGN_JUNIOR:calls',
+    ]) {
+      const other = await failure(
+        ts.conflicts.resolveConflict({ conflictId: alert.id, optionId, requestId: randomUUID() }),
+      );
+      expect(errorDetails(other)).toMatchObject({
+        reason: 'UNKNOWN_OPTION',
+        fields: ['option_id'],
+      });
+    }
   });
 });

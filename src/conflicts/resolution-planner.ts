@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { addDays, isoDateOf } from '../domain/calendar';
+import { isUuid } from '../domain/ids';
 import type { Clock } from '../domain/clock';
 import type { RuleViolation } from '../domain/errors';
 import { readScheduleFacts } from '../swaps/schedule-facts-reader';
@@ -46,6 +47,7 @@ const SWAP_CHECKS = [
 const MAX_SWAP_OPTIONS = 5;
 
 const CANDIDATES_SQL = `select id from person where kind = 'faculty' and id <> ? order by name, id`;
+const CANDIDATE_SQL = `select id from person where id = ?::uuid and kind = 'faculty' and id <> ?`;
 const MISPLACED_CALLS_SQL = `
 select c.id, c.date, c.call_type as "callType" from call_assignment c
 where c.date in (?::date + 4, ?::date + 5) and c.person_id <> ?
@@ -73,34 +75,71 @@ export class ResolutionPlanner {
     return options.sort((a, b) => b.score - a.score || a.optionId.localeCompare(b.optionId));
   }
 
+  /**
+   * One option by its id, computed alone: what ResolveConflict applies when the
+   * caller names it, without judging every other candidate. Undefined when the
+   * alert offers no such option.
+   */
+  async optionById(
+    em: EntityManager,
+    alert: ConflictAlert,
+    optionId: string,
+  ): Promise<ResolutionOption | undefined> {
+    const [strategy, detail] = optionId.split(':', 2);
+    if (
+      strategy === 'SWAP_ASSIGNMENTS' &&
+      detail &&
+      isUuid(detail) &&
+      alert.type !== 'CALL_CASCADE' &&
+      alert.type !== 'EXTERNAL_COMMITMENT'
+    ) {
+      const [candidate] = await em.execute<{ id: string }[]>(CANDIDATE_SQL, [
+        detail,
+        alert.facultyId,
+      ]);
+      return candidate && this.swapOption(em, alert, candidate.id);
+    }
+    if (optionId === 'REASSIGN_JUNIOR:calls' && alert.type === 'CALL_CASCADE') {
+      return this.callReassignment(em, alert);
+    }
+    return humanOptions(alert).find((o) => o.optionId === optionId);
+  }
+
   private async swapOptions(em: EntityManager, alert: ConflictAlert): Promise<ResolutionOption[]> {
     const candidates = await em.execute<{ id: string }[]>(CANDIDATES_SQL, [alert.facultyId]);
-    const context = { today: isoDateOf(this.clock.now()), shortNoticeDays: this.shortNoticeDays };
     const options: ResolutionOption[] = [];
-    for (const { id } of candidates) {
-      const swap: SwapCommand = {
-        sourceFacultyId: alert.facultyId,
-        sourceWeek: alert.weekStart,
-        targetFacultyId: id,
-        targetWeek: null,
-        swapType: 'ABSORB',
-        reason: `resolves conflict ${alert.id} (${alert.type})`,
-      };
-      const verdict = judgeSwap(swap, await readScheduleFacts(em, swap), context);
-      const passed = verdict.errors.length === 0;
-      options.push({
-        optionId: `SWAP_ASSIGNMENTS:${id}`,
-        strategy: 'SWAP_ASSIGNMENTS',
-        description: `faculty ${id} takes over week ${alert.weekStart} from faculty ${alert.facultyId}`,
-        risk: !passed ? 'HIGH' : verdict.warnings.length > 0 ? 'MEDIUM' : 'LOW',
-        score: passed ? Math.max(50, 95 - 15 * verdict.warnings.length) : 0,
-        requiresHuman: false,
-        checks: checksOf(SWAP_CHECKS, verdict.errors, verdict.warnings),
-        swap,
-      });
-    }
+    for (const { id } of candidates) options.push(await this.swapOption(em, alert, id));
     options.sort((a, b) => b.score - a.score || a.optionId.localeCompare(b.optionId));
     return options.slice(0, MAX_SWAP_OPTIONS);
+  }
+
+  /** `candidate` takes over the alert's week: an ABSORB swap, judged by the swap rules. */
+  private async swapOption(
+    em: EntityManager,
+    alert: ConflictAlert,
+    candidate: string,
+  ): Promise<ResolutionOption> {
+    const swap: SwapCommand = {
+      sourceFacultyId: alert.facultyId,
+      sourceWeek: alert.weekStart,
+      targetFacultyId: candidate,
+      targetWeek: null,
+      swapType: 'ABSORB',
+      reason: `resolves conflict ${alert.id} (${alert.type})`,
+    };
+    const context = { today: isoDateOf(this.clock.now()), shortNoticeDays: this.shortNoticeDays };
+    const verdict = judgeSwap(swap, await readScheduleFacts(em, swap), context);
+    const passed = verdict.errors.length === 0;
+    return {
+      optionId: `SWAP_ASSIGNMENTS:${candidate}`,
+      strategy: 'SWAP_ASSIGNMENTS',
+      description: `faculty ${candidate} takes over week ${alert.weekStart} from faculty ${alert.facultyId}`,
+      risk: !passed ? 'HIGH' : verdict.warnings.length > 0 ? 'MEDIUM' : 'LOW',
+      score: passed ? Math.max(50, 95 - 15 * verdict.warnings.length) : 0,
+      requiresHuman: false,
+      checks: checksOf(SWAP_CHECKS, verdict.errors, verdict.warnings),
+      swap,
+    };
   }
 
   private async callReassignment(

@@ -65,16 +65,21 @@ export function conflictServiceHandlers(
   const { tracer } = deps.telemetry;
 
   /** Reads the alert and its options, outside any lock: enough to pick what to lock. */
-  const plan = (conflictId: string, budget: CallBudget) =>
+  const plan = (conflictId: string, budget: CallBudget, optionId?: string) =>
     transactions.run(
       budget,
       async (em) => {
         const alert = await em.findOne(ConflictAlert, conflictId);
-        if (!alert)
+        if (!alert) {
           throw new NotFoundError('CONFLICT_NOT_FOUND', `no conflict with id ${conflictId}`, {
             conflict_id: conflictId,
           });
-        return { alert, options: await planner.optionsFor(em, alert) };
+        }
+        // A named option is computed alone; only a strategy needs every option ranked.
+        const options = optionId
+          ? [await planner.optionById(em, alert, optionId)].filter((o) => o !== undefined)
+          : await planner.optionsFor(em, alert);
+        return { alert, options };
       },
       { readOnly: true },
     );
@@ -223,7 +228,11 @@ export function conflictServiceHandlers(
         'conflict.resolve',
         { 'conflict.id': conflictId, 'app.request_id': requestId },
         async (span) => {
-          const { alert, options } = await plan(conflictId, ctx.budget);
+          const { alert, options } = await plan(
+            conflictId,
+            ctx.budget,
+            request.optionId || undefined,
+          );
           const option = request.optionId
             ? options.find((o) => o.optionId === request.optionId)
             : options.find((o) => o.strategy === strategy);
