@@ -73,12 +73,7 @@ export class PreconditionFailedError extends DomainError {
  */
 export class ConcurrencyConflictError extends DomainError {
   constructor(
-    readonly reason:
-      | 'CONCURRENCY_CONFLICT'
-      | 'LOCK_LOST'
-      | 'LOCK_TIMEOUT'
-      | 'STALE_FENCING_TOKEN'
-      | 'REQUEST_IN_PROGRESS',
+    readonly reason: 'CONCURRENCY_CONFLICT' | 'LOCK_LOST' | 'LOCK_TIMEOUT' | 'STALE_FENCING_TOKEN',
     message: string,
     readonly retryAfterMs: number,
     options?: ErrorOptions,
@@ -95,7 +90,7 @@ export class DeadlineExceededError extends DomainError {
 /** A dependency is down and the call should be retried later. Maps to UNAVAILABLE. */
 export class ServiceUnavailableError extends DomainError {
   constructor(
-    readonly reason: 'SHUTTING_DOWN' | 'LOCK_SERVICE_UNAVAILABLE' | 'DATABASE_UNAVAILABLE',
+    readonly reason: 'LOCK_SERVICE_UNAVAILABLE' | 'DATABASE_UNAVAILABLE',
     message: string,
     readonly retryAfterMs: number,
     options?: ErrorOptions,
