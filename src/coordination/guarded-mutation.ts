@@ -57,13 +57,16 @@ export class GuardedMutations {
         if (committed) return { kind: 'replay' as const, committed };
         const value = await mutation.work(em, guard);
         const response = Buffer.from(mutation.encode(value));
+        // Timed from before the statement is sent, so the round trip counts
+        // against the cache's lifetime rather than extending it.
+        const measuredAt = performance.now();
         const ttlMs = await this.idempotency.complete(em, scope, requestId, response);
-        return { kind: 'fresh' as const, value, response, ttlMs, completedAt: performance.now() };
+        return { kind: 'fresh' as const, value, response, ttlMs, measuredAt };
       }),
     );
     if (outcome.kind === 'replay') return this.replay(mutation, outcome.committed);
     // The key's time left was measured by the database; what has passed since, by us.
-    const ttlMs = outcome.ttlMs - (performance.now() - outcome.completedAt);
+    const ttlMs = outcome.ttlMs - (performance.now() - outcome.measuredAt);
     // Best effort, and never worth a round trip of the caller's time: not awaited.
     void this.idempotency.remember(
       scope,
