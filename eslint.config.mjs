@@ -37,7 +37,7 @@ export default tseslint.config(
   },
   {
     // Entry points hand the environment to loadConfig; tests and benchmarks configure themselves.
-    files: ['src/main.ts', 'src/telemetry.ts', 'src/db/cli.ts', 'test/**', 'bench/**'],
+    files: ['src/main.ts', 'src/telemetry.ts', 'src/dev/cli.ts', 'test/**', 'bench/**'],
     rules: { 'no-restricted-properties': 'off' },
   },
   {

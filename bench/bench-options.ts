@@ -1,15 +1,24 @@
 /**
- * The ways a swap can be driven; each is measured at every concurrency.
- * `service` runs without Redis (PostgreSQL advisory locks), `service-redis`
- * with it (Redis locks, fencing, the replay cache); both keep idempotency.
+ * The ways a swap is driven; each is measured at every concurrency, the modes
+ * taking turns. `service` runs without Redis (PostgreSQL advisory locks),
+ * `service-redis` with it (Redis locks, fencing, the replay cache); `sql` is
+ * what `service-redis` does, by hand; the two telemetry modes are the service
+ * in a child process each, as production runs it, with telemetry off and on.
  */
-export const BENCH_MODES = ['service', 'service-redis', 'executor', 'sql'] as const;
+export const BENCH_MODES = [
+  'service',
+  'service-redis',
+  'sql',
+  'telemetry-off',
+  'telemetry-on',
+] as const;
 export type BenchMode = (typeof BENCH_MODES)[number];
 
+/** `--only=telemetry` names both telemetry modes. */
+const TELEMETRY_PART = 'telemetry';
 /** Not a swap mode: lock acquire + release, ours against redlock and redis-semaphore. */
-export const LOCKS_PART = 'locks';
-/** Not a swap mode: the service with telemetry on and off, each in a child process. */
-export const TELEMETRY_PART = 'telemetry';
+const LOCKS_PART = 'locks';
+const PARTS = ['service', 'service-redis', 'sql', TELEMETRY_PART, LOCKS_PART];
 
 /** What one bench run does; parsed once from argv and the environment, then frozen. */
 export interface BenchOptions {
@@ -26,19 +35,14 @@ export interface BenchOptions {
   measureMs: number;
   /** Windows each cell's measured time is split into, the modes taking turns between them. */
   rounds: number;
-  /** Pool size of the service and of the raw pg.Pool alike, so neither has more connections. */
+  /** Pool size of every service and of the raw pg.Pool alike, so none has more connections. */
   poolMax: number;
   /** Write a .cpuprofile of each measured window (warm-up excluded) into this directory. */
   profileDir: string | undefined;
-  /** Redis of `service-redis` and of the lock comparison. */
+  /** Redis of the Redis-locked modes and of the lock comparison. */
   redisUrl: string;
   /** Run the lock comparison (`--only=locks`, or no --only at all). */
   locks: boolean;
-  /**
-   * Run the telemetry comparison (`--only=telemetry`, or no --only at all), with
-   * the concurrencies, pairs, warm-ups, windows and rounds of the swap modes.
-   */
-  telemetry: boolean;
   lockConcurrencies: readonly number[];
   /** How many keys one lock holds at once. */
   lockKeys: readonly number[];
@@ -50,7 +54,7 @@ export interface BenchOptions {
 const DEFAULT_ADMIN_URL = 'postgresql://postgres@127.0.0.1:5432/test';
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
-const USAGE = `usage: tsx bench/run.ts [--only=service,service-redis,executor,sql,telemetry,locks] [--concurrency=1,32] [--pairs=64]
+const USAGE = `usage: tsx bench/run.ts [--only=${PARTS.join(',')}] [--concurrency=1,32] [--pairs=64]
                          [--jit-warmup-ms=3000] [--warmup-ms=1000] [--measure-ms=6000] [--rounds=3] [--pool-max=10]
                          [--profile-dir=/tmp/dir]
                          [--lock-concurrency=1,16] [--lock-keys=1,4] [--lock-measure-ms=2000] [--lock-rounds=5]
@@ -80,23 +84,23 @@ export function parseBenchOptions(
   }
   const pick = (flag: string, variable: string) => flags.get(flag) ?? env[variable] ?? undefined;
 
-  const only = list(
-    pick('only', 'BENCH_MODES') ?? [...BENCH_MODES, TELEMETRY_PART, LOCKS_PART].join(','),
+  const only = list(pick('only', 'BENCH_MODES') ?? PARTS.join(','));
+  const unknown = only.find((part) => !PARTS.includes(part));
+  if (unknown) throw new BenchUsageError(`unknown mode ${JSON.stringify(unknown)}`);
+  const modes = BENCH_MODES.filter(
+    (mode) =>
+      only.includes(mode) || (only.includes(TELEMETRY_PART) && mode.startsWith('telemetry')),
   );
-  const modes = only
-    .filter((m) => m !== LOCKS_PART && m !== TELEMETRY_PART)
-    .map((m) => {
-      if (!(BENCH_MODES as readonly string[]).includes(m)) {
-        throw new BenchUsageError(`unknown mode ${JSON.stringify(m)}`);
-      }
-      return m as BenchMode;
-    });
+  if (modes.length === 0 && !only.includes(LOCKS_PART)) {
+    throw new BenchUsageError('--only names nothing to run');
+  }
+  if (modes.includes('sql') && !modes.includes('service-redis')) {
+    // Its census and record checks compare it with the service it stands for.
+    throw new BenchUsageError('sql is checked against service-redis: run both');
+  }
   const concurrencies = list(pick('concurrency', 'BENCH_CONCURRENCY') ?? '1,32').map((c) =>
     positiveInt('concurrency', c),
   );
-  if (modes.length === 0 && !only.includes(LOCKS_PART) && !only.includes(TELEMETRY_PART)) {
-    throw new BenchUsageError('--only names nothing to run');
-  }
   const pairs = positiveInt('pairs', pick('pairs', 'BENCH_PAIRS') ?? '64');
   const highest = Math.max(...concurrencies);
   if (pairs < highest) {
@@ -119,7 +123,6 @@ export function parseBenchOptions(
     profileDir: pick('profile-dir', 'BENCH_PROFILE_DIR') || undefined,
     redisUrl: env.BENCH_REDIS_URL || env.REDIS_URL || DEFAULT_REDIS_URL,
     locks: only.includes(LOCKS_PART),
-    telemetry: only.includes(TELEMETRY_PART),
     lockConcurrencies: Object.freeze(
       list(pick('lock-concurrency', 'BENCH_LOCK_CONCURRENCY') ?? '1,16').map((c) =>
         positiveInt('lock-concurrency', c),

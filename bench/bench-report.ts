@@ -1,10 +1,12 @@
 import type { BenchMode } from './bench-options';
 import type { LoadSample } from './load-runner';
-import type { LockTime } from './service-lock-timer';
 
+/** One mode at one concurrency: its measured windows, and them merged. */
 export interface Cell {
   mode: BenchMode;
   sample: LoadSample;
+  /** The windows in the order they ran, one per round. */
+  windows: LoadSample[];
 }
 
 /** Nearest-rank percentile of unsorted values, in the same unit. */
@@ -19,9 +21,12 @@ export function throughputOf(sample: LoadSample): number {
   return sample.swaps / (sample.elapsedMs / 1000);
 }
 
+const perSwap = (ms: number | undefined, s: LoadSample) =>
+  ms === undefined ? 'n/a' : (ms / Math.max(1, s.swaps)).toFixed(3);
+
 /**
- * The results table: one row per mode and concurrency, with the ratio of each
- * mode to raw SQL at the same concurrency (throughput and median latency).
+ * The results table: one row per mode and concurrency, with the ratio of raw
+ * SQL to each mode at the same concurrency (throughput and median latency).
  */
 export function formatTable(cells: readonly Cell[]): string {
   const header = [
@@ -35,10 +40,11 @@ export function formatTable(cells: readonly Cell[]): string {
     'x sql (tput)',
     'x sql (p50)',
     'node CPU ms/swap',
+    'service CPU ms/swap',
     'pg CPU ms/swap',
   ];
   const rows = cells.map(({ mode, sample }) => {
-    const raw = cells.find((c) => c.mode === 'sql' && c.sample.concurrency === sample.concurrency);
+    const raw = cellOf(cells, 'sql', sample.concurrency)?.sample;
     const tput = throughputOf(sample);
     const p50 = percentile(sample.latenciesMs, 50);
     return [
@@ -49,15 +55,84 @@ export function formatTable(cells: readonly Cell[]): string {
       tput.toFixed(1),
       p50.toFixed(2),
       percentile(sample.latenciesMs, 99).toFixed(2),
-      raw ? (throughputOf(raw.sample) / tput).toFixed(2) : '-',
-      raw ? (p50 / percentile(raw.sample.latenciesMs, 50)).toFixed(2) : '-',
-      (sample.nodeCpuMs / Math.max(1, sample.swaps)).toFixed(3),
-      sample.dbCpuMs === undefined
-        ? 'n/a'
-        : (sample.dbCpuMs / Math.max(1, sample.swaps)).toFixed(3),
+      raw ? (throughputOf(raw) / tput).toFixed(2) : '-',
+      raw ? (p50 / percentile(raw.latenciesMs, 50)).toFixed(2) : '-',
+      perSwap(sample.nodeCpuMs, sample),
+      sample.serviceCpuMs === undefined ? 'in node' : perSwap(sample.serviceCpuMs, sample),
+      perSwap(sample.dbCpuMs, sample),
     ];
   });
   return renderTable(header, rows);
+}
+
+/** The team's goals: service against the raw baseline, and what Redis locks and telemetry may cost. */
+const SERVICE_VS_SQL_GOAL = 0.4;
+const REDIS_TIME_GOAL = 0.1;
+const TELEMETRY_LOSS_GOAL = 0.15;
+
+/**
+ * Each goal the run can judge, met or not, with its figure at each
+ * concurrency and, for the costs, round by round (a round's windows run back
+ * to back, so its ratio is the least disturbed by a shared machine's drift).
+ */
+export function formatGoals(cells: readonly Cell[], concurrencies: readonly number[]): string[] {
+  const lines: string[] = [];
+  const shares = (['service', 'service-redis'] as const).flatMap((mode) =>
+    concurrencies.flatMap((c) => {
+      const [cell, raw] = [cellOf(cells, mode, c), cellOf(cells, 'sql', c)];
+      return cell && raw
+        ? [{ at: `${mode} c=${c}`, share: throughputOf(cell.sample) / throughputOf(raw.sample) }]
+        : [];
+    }),
+  );
+  if (shares.length > 0)
+    lines.push(
+      `service ÷ sql throughput: ${shares.map((s) => `${s.at} ${s.share.toFixed(2)}`).join(', ')}; ` +
+        `goal ≥ ${SERVICE_VS_SQL_GOAL}: ${verdict(shares.filter((s) => s.share < SERVICE_VS_SQL_GOAL).map((s) => s.at))}`,
+    );
+  // lost = 1 - variant/base throughput; added = base/variant - 1, the extra time per swap.
+  const costs = [
+    [
+      'Redis lock cost (time added per swap, service-redis against service)',
+      'service',
+      'service-redis',
+      (r: number) => 1 / r - 1,
+      REDIS_TIME_GOAL,
+    ],
+    [
+      'telemetry throughput lost (telemetry-on against telemetry-off)',
+      'telemetry-off',
+      'telemetry-on',
+      (r: number) => 1 - r,
+      TELEMETRY_LOSS_GOAL,
+    ],
+  ] as const;
+  for (const [label, base, variant, costOf, goal] of costs) {
+    const rows = concurrencies.flatMap((c) => {
+      const [a, b] = [cellOf(cells, base, c), cellOf(cells, variant, c)];
+      if (!a || !b) return [];
+      const rounds = b.windows.map((w, i) => costOf(throughputOf(w) / throughputOf(a.windows[i]!)));
+      return [{ c, cost: costOf(throughputOf(b.sample) / throughputOf(a.sample)), rounds }];
+    });
+    if (rows.length === 0) continue;
+    lines.push(
+      `${label}: ${rows.map((r) => `c=${r.c} ${signedPercent(r.cost)} (rounds ${r.rounds.map(signedPercent).join(', ')})`).join('; ')}; ` +
+        `goal < ${goal * 100} %: ${verdict(rows.filter((r) => r.cost >= goal).map((r) => `c=${r.c}`))}`,
+    );
+  }
+  return lines;
+}
+
+function verdict(missed: readonly string[]): string {
+  return missed.length === 0 ? 'met' : `NOT met at ${missed.join(', ')}`;
+}
+
+export function cellOf(cells: readonly Cell[], mode: BenchMode, concurrency: number) {
+  return cells.find((c) => c.mode === mode && c.sample.concurrency === concurrency);
+}
+
+function signedPercent(fraction: number): string {
+  return `${fraction >= 0 ? '+' : ''}${(100 * fraction).toFixed(1)} %`;
 }
 
 /** A Markdown table: the first `leftColumns` columns left-aligned, the rest right-aligned. */
@@ -74,65 +149,4 @@ export function renderTable(
     `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
     ...rows.map(line),
   ].join('\n');
-}
-
-/**
- * `service-redis` against `service` at each concurrency: what Redis locks
- * (with fencing and the replay cache) cost over PostgreSQL advisory locks, and
- * how much of a call the lock's own acquire and release take.
- */
-export function formatRedisCostTable(
-  cells: readonly Cell[],
-  lockTimes: ReadonlyMap<number, LockTime>,
-): string {
-  const header = [
-    'conc',
-    'swaps/s pg-lock',
-    'swaps/s redis',
-    'tput cost',
-    'p50 ms pg-lock',
-    'p50 ms redis',
-    'p50 cost',
-    'p99 ms pg-lock',
-    'p99 ms redis',
-    'node CPU ms/swap pg-lock → redis',
-    'pg CPU ms/swap pg-lock → redis',
-    'lock ms/swap (acq+rel)',
-    'lock share of mean latency',
-  ];
-  const rows: string[][] = [];
-  for (const redis of cells.filter((c) => c.mode === 'service-redis')) {
-    const conc = redis.sample.concurrency;
-    const pgLock = cells.find((c) => c.mode === 'service' && c.sample.concurrency === conc);
-    if (!pgLock) continue;
-    const [a, b] = [pgLock.sample, redis.sample];
-    const perSwap = (ms: number | undefined, s: LoadSample) =>
-      ms === undefined ? 'n/a' : (ms / Math.max(1, s.swaps)).toFixed(3);
-    const time = lockTimes.get(conc);
-    const lockMs =
-      time && time.acquisitions > 0 && time.releases > 0
-        ? time.acquireMs / time.acquisitions + time.releaseMs / time.releases
-        : undefined;
-    const meanMs = b.latenciesMs.reduce((x, y) => x + y, 0) / Math.max(1, b.latenciesMs.length);
-    rows.push([
-      String(conc),
-      throughputOf(a).toFixed(1),
-      throughputOf(b).toFixed(1),
-      signedPercent(throughputOf(a) / throughputOf(b) - 1),
-      percentile(a.latenciesMs, 50).toFixed(2),
-      percentile(b.latenciesMs, 50).toFixed(2),
-      signedPercent(percentile(b.latenciesMs, 50) / percentile(a.latenciesMs, 50) - 1),
-      percentile(a.latenciesMs, 99).toFixed(2),
-      percentile(b.latenciesMs, 99).toFixed(2),
-      `${perSwap(a.nodeCpuMs, a)} → ${perSwap(b.nodeCpuMs, b)}`,
-      `${perSwap(a.dbCpuMs, a)} → ${perSwap(b.dbCpuMs, b)}`,
-      lockMs === undefined ? 'n/a' : lockMs.toFixed(3),
-      lockMs === undefined ? 'n/a' : signedPercent(lockMs / meanMs).replace('+', ''),
-    ]);
-  }
-  return renderTable(header, rows, 0);
-}
-
-function signedPercent(fraction: number): string {
-  return `${fraction >= 0 ? '+' : ''}${(100 * fraction).toFixed(1)} %`;
 }

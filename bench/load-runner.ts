@@ -1,26 +1,23 @@
+import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import path from 'node:path';
-import { backendCpu, backendCpuBetween } from './server-cpu';
-import type { SwapPair } from './swap-pairs';
+import type { ExecuteSwapRequest } from '../src/generated/swap/v1/swap';
+import { backendCpu, backendCpuBetween, processCpuMs } from './server-cpu';
+import { nextSwapOf, type SwapPair } from './swap-pairs';
 
-/** Executes the swap that flips `pair`; resolves once it has committed. */
-export type SwapDriver = (pair: SwapPair) => Promise<void>;
+/** Executes one swap; resolves once it has committed. */
+export type ExecuteSwap = (request: ExecuteSwapRequest) => Promise<void>;
 
-/** What one measured window saw. */
-export interface LoadSample {
+/** What one measured window of swaps saw. */
+export interface LoadSample extends WorkerRun {
   concurrency: number;
+  /** Committed swaps: one latency each, as the caller saw it. */
   swaps: number;
-  failures: number;
-  elapsedMs: number;
-  /** One entry per committed swap, as the caller saw it. */
-  latenciesMs: number[];
-  /** User plus system CPU of this Node process (service, client and bench alike). */
-  nodeCpuMs: number;
+  /** CPU of the service's own process, when it runs in a child process. */
+  serviceCpuMs: number | undefined;
   /** CPU of the PostgreSQL processes, when they run on this machine. */
   dbCpuMs: number | undefined;
-  /** The first few failure messages. */
-  errors: string[];
 }
 
 export interface LoadOptions {
@@ -28,28 +25,74 @@ export interface LoadOptions {
   /** The database whose backends' CPU is measured. */
   database: string;
   durationMs: number;
+  /** The service's process, when it is not this one. */
+  servicePid?: number | undefined;
   /** Write a CPU profile of the window to this file. */
-  profileFile?: string;
+  profileFile?: string | undefined;
 }
 
 const KEPT_ERRORS = 5;
 
+/** What `runWorkers` saw. */
+export interface WorkerRun {
+  elapsedMs: number;
+  /** One entry per attempt that resolved. */
+  latenciesMs: number[];
+  failures: number;
+  /** The first few failure messages. */
+  errors: string[];
+  /** User plus system CPU of this process over the run. */
+  nodeCpuMs: number;
+}
+
 /**
- * Runs `concurrency` workers for `durationMs`. Worker k owns the pairs whose
- * index is k modulo the concurrency and swaps them in turn, so no two in-flight
- * swaps touch the same rows: the numbers measure cost, not contention. A pair
- * whose swap fails is left alone from then on, since its state is unknown.
+ * Runs `concurrency` workers for `durationMs`. Worker k calls the attempt
+ * `workerOf(k)` made for it, over and over, until the time is up or the
+ * attempt says there is nothing left to do; each attempt that resolves is
+ * timed, each that throws is a failure.
+ */
+export async function runWorkers(
+  concurrency: number,
+  durationMs: number,
+  workerOf: (k: number) => () => Promise<boolean>,
+): Promise<WorkerRun> {
+  const run: WorkerRun = { elapsedMs: 0, latenciesMs: [], failures: 0, errors: [], nodeCpuMs: 0 };
+  const cpuBefore = process.cpuUsage();
+  const startedAt = performance.now();
+  const endAt = startedAt + durationMs;
+  const worker = async (attempt: () => Promise<boolean>) => {
+    while (performance.now() < endAt) {
+      const t0 = performance.now();
+      try {
+        if (!(await attempt())) return;
+        run.latenciesMs.push(performance.now() - t0);
+      } catch (error) {
+        run.failures++;
+        if (run.errors.length < KEPT_ERRORS)
+          run.errors.push(error instanceof Error ? error.message : String(error));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, (_, k) => worker(workerOf(k))));
+  run.elapsedMs = performance.now() - startedAt;
+  const cpu = process.cpuUsage(cpuBefore);
+  run.nodeCpuMs = (cpu.user + cpu.system) / 1000;
+  return run;
+}
+
+/**
+ * Swaps for `durationMs` at `concurrency`. Worker k owns the pairs whose index
+ * is k modulo the concurrency and swaps them in turn, each with a fresh request
+ * id, so no two in-flight swaps touch the same rows: the numbers measure cost,
+ * not contention. A pair whose swap fails is left alone from then on, since
+ * its state is unknown.
  */
 export async function runLoad(
-  driver: SwapDriver,
-  pairs: SwapPair[],
+  execute: ExecuteSwap,
+  pairs: readonly SwapPair[],
   options: LoadOptions,
 ): Promise<LoadSample> {
-  const { concurrency, durationMs } = options;
-  const latenciesMs: number[] = [];
-  const errors: string[] = [];
-  let failures = 0;
-
+  const { concurrency, durationMs, servicePid } = options;
   const profiler = options.profileFile ? new Session() : undefined;
   if (profiler) {
     profiler.connect();
@@ -58,34 +101,26 @@ export async function runLoad(
     await profiler.post('Profiler.start');
   }
   const dbBefore = backendCpu(options.database);
-  const cpuBefore = process.cpuUsage();
-  const startedAt = performance.now();
-  const endAt = startedAt + durationMs;
-
-  const worker = async (k: number) => {
+  const serviceBefore = servicePid === undefined ? undefined : processCpuMs(servicePid);
+  const run = await runWorkers(concurrency, durationMs, (k) => {
     const own = pairs.filter((p) => p.index % concurrency === k);
-    for (let turn = 0; performance.now() < endAt; turn++) {
+    let turn = 0;
+    return async () => {
       const live = own.filter((p) => !p.broken);
-      const pair = live[turn % Math.max(1, live.length)];
-      if (!pair) return;
-      const t0 = performance.now();
+      const pair = live[turn++ % Math.max(1, live.length)];
+      if (!pair) return false;
       try {
-        await driver(pair);
-        latenciesMs.push(performance.now() - t0);
-        pair.flipped = !pair.flipped;
-        pair.swaps++;
+        await execute({ ...nextSwapOf(pair), requestId: randomUUID() });
       } catch (error) {
-        failures++;
         pair.broken = true;
-        if (errors.length < KEPT_ERRORS)
-          errors.push(error instanceof Error ? error.message : String(error));
+        throw error;
       }
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, (_, k) => worker(k)));
-
-  const elapsedMs = performance.now() - startedAt;
-  const cpu = process.cpuUsage(cpuBefore);
+      pair.flipped = !pair.flipped;
+      pair.swaps++;
+      return true;
+    };
+  });
+  const serviceAfter = servicePid === undefined ? undefined : processCpuMs(servicePid);
   const dbAfter = backendCpu(options.database);
   if (profiler) {
     const { profile } = await profiler.post('Profiler.stop');
@@ -93,14 +128,14 @@ export async function runLoad(
     await writeFile(options.profileFile!, JSON.stringify(profile));
   }
   return {
+    ...run,
     concurrency,
-    swaps: latenciesMs.length,
-    failures,
-    elapsedMs,
-    latenciesMs,
-    nodeCpuMs: (cpu.user + cpu.system) / 1000,
+    swaps: run.latenciesMs.length,
+    serviceCpuMs:
+      serviceBefore === undefined || serviceAfter === undefined
+        ? undefined
+        : serviceAfter - serviceBefore,
     dbCpuMs: backendCpuBetween(dbBefore, dbAfter),
-    errors,
   };
 }
 
@@ -113,17 +148,19 @@ export function profileFileOf(dir: string, mode: string, concurrency: number): s
 export function mergeLoadSamples(samples: readonly LoadSample[]): LoadSample {
   const [first, ...rest] = samples;
   if (!first) throw new Error('no samples to merge');
+  const sum = (a: number | undefined, b: number | undefined) =>
+    a === undefined || b === undefined ? undefined : a + b;
   return rest.reduce<LoadSample>(
-    (sum, s) => ({
-      concurrency: sum.concurrency,
-      swaps: sum.swaps + s.swaps,
-      failures: sum.failures + s.failures,
-      elapsedMs: sum.elapsedMs + s.elapsedMs,
-      latenciesMs: sum.latenciesMs.concat(s.latenciesMs),
-      nodeCpuMs: sum.nodeCpuMs + s.nodeCpuMs,
-      dbCpuMs:
-        sum.dbCpuMs === undefined || s.dbCpuMs === undefined ? undefined : sum.dbCpuMs + s.dbCpuMs,
-      errors: [...sum.errors, ...s.errors].slice(0, KEPT_ERRORS),
+    (total, s) => ({
+      concurrency: total.concurrency,
+      swaps: total.swaps + s.swaps,
+      failures: total.failures + s.failures,
+      elapsedMs: total.elapsedMs + s.elapsedMs,
+      latenciesMs: total.latenciesMs.concat(s.latenciesMs),
+      nodeCpuMs: total.nodeCpuMs + s.nodeCpuMs,
+      serviceCpuMs: sum(total.serviceCpuMs, s.serviceCpuMs),
+      dbCpuMs: sum(total.dbCpuMs, s.dbCpuMs),
+      errors: [...total.errors, ...s.errors].slice(0, KEPT_ERRORS),
     }),
     first,
   );

@@ -23,24 +23,12 @@ export interface LockContender {
  * starts its extension timer (ttl/3) and its AbortController. `tryAcquire` is
  * one attempt; `acquire`, which the service calls, only loops around it.
  */
-export function ourContender(
-  client: Redis,
-  keyPrefix: string,
-  ttlMs: number,
-): LockContender & { extensions(): number } {
+export function ourContender(client: Redis, keyPrefix: string, ttlMs: number): LockContender {
   const lock = new RedisLock(client, { ttlMs, keyPrefix });
-  let extensions = 0;
-  const extendKeys = lock.extendKeys.bind(lock);
-  // Counted so the report can show the ttl/3 timer never fired inside a window.
-  lock.extendKeys = (keys, owner) => {
-    extensions++;
-    return extendKeys(keys, owner);
-  };
   return {
     name: 'ours',
     notes:
       'one Lua script sets every key (all or nothing) and bumps the fencing counter; tryAcquire, no retry',
-    extensions: () => extensions,
     async tryLock(names) {
       const lease = await lock.tryAcquire(names);
       return lease && (() => lease.release());

@@ -1,34 +1,20 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import pg from 'pg';
+import type { Config } from '../src/config';
 import { RedisLock } from '../src/coordination/redis-lock';
 import type { LockRedisClient } from '../src/coordination/redis-lock-scripts';
-import type { DetectionSettings } from '../src/conflicts/conflict-detector';
-import { addDays, isoDateOf } from '../src/domain/calendar';
-import type { Clock } from '../src/domain/clock';
-import { ExecuteSwapRequest, ExecuteSwapResponse, SwapType } from '../src/generated/swap/v1/swap';
-import { toSwapMessage } from '../src/grpc/swap-messages';
-import { lockNameOf } from '../src/schedule/faculty-week-locks';
-import type { PersonFacts, ScheduleFacts } from '../src/swaps/schedule-facts';
-import { type SwapCommand, transfersOf } from '../src/swaps/swap-command';
-import { facultyWeeksOf, touchedWeeksOf } from '../src/swaps/swap-executor';
-import type { SwapRecord } from '../src/swaps/swap-record.entity';
-import { judgeSwap } from '../src/swaps/swap-rules';
+import { addDays } from '../src/domain/calendar';
 import {
-  CLAIM_SQL,
-  COMPLETE_SQL,
-  DETECT_SQL,
-  FACTS_SQL,
-  FENCE_SQL,
-  INSERT_RECORD_SQL,
-  LOCK_ASSIGNMENTS_SQL,
-  LOCK_CALLS_SQL,
-  LOCK_FACULTY_WEEKS_SQL,
-  LOOKUP_SQL,
-  MOVE_ASSIGNMENTS_SQL,
-  MOVE_CALLS_SQL,
-  READ_ALERTS_SQL,
-} from './raw-sql-statements';
+  ExecuteSwapRequest,
+  ExecuteSwapResponse,
+  type MovedAssignment,
+  type MovedCall,
+  Swap,
+  SwapStatus,
+} from '../src/generated/swap/v1/swap';
+import * as sql from './raw-sql-statements';
+import { CALL_DAYS } from './swap-pairs';
 
 // The ORM talks to PostgreSQL through its own copy of pg (8.20 under
 // @mikro-orm/postgresql, while the root one is 8.23); the baseline uses that
@@ -45,373 +31,291 @@ export function pgClientClasses(): Array<typeof pg.Client> {
   return [...new Set([ormPg.Client, pg.Client])];
 }
 
-const CASCADING_CALL_DAYS = [4, 5];
-const NEIGHBOUR_DAYS = 7;
-const METHOD = 'ExecuteSwap';
-
-export interface RawSwapSettings {
-  /** lock_timeout and statement_timeout of each transaction. */
-  timeoutMs: number;
-  shortNoticeDays: number;
-  detection: DetectionSettings;
-  idempotencyRetentionMs: number;
-  /** Shared with `service-redis`: the same lock keys, fencing counter and replay cache. */
-  keyPrefix: string;
-  lockTtlMs: number;
-  lockWaitMs: number;
+/** One direction of a ONE_TO_ONE swap: the giver's work in `week` goes to the receiver. */
+interface Transfer {
+  giver: string;
+  receiver: string;
+  week: string;
 }
 
+/** The facts READ_FACTS_SQL returns that this path looks at. */
+interface Facts {
+  people: Array<{ id: string; kind: string }> | null;
+  nearby: Array<{
+    id: string;
+    blockDate: string;
+    blockHalf: string;
+    personId: string;
+    rotation: string;
+  }>;
+  absences: unknown[];
+}
+
+type Db = pg.PoolClient;
+
 /**
- * ExecuteSwap written by hand over pg and ioredis, doing what `service-redis`
- * does for one call, in the same order: replay-cache GET, committed-key lookup,
- * Redis lock (our RedisLock, for the fencing token), then one transaction that
- * claims the idempotency key, locks the faculty weeks, reads the facts and
- * judges them with the same rules, fences the weeks, locks and moves the same
- * rows under version checks, inserts the record, runs conflict detection for the
- * swap's weeks and stores the response; then the release and the cache SET.
- * No ORM, no gRPC, no circuit breaker, no retries, no telemetry.
+ * ExecuteSwap (ONE_TO_ONE, as the bench sends it) by hand over pg and ioredis,
+ * doing what `service-redis` does for one call, in the same order: replay-cache
+ * GET, committed-answer lookup, the Redis lock (our RedisLock, on the service's
+ * key prefix, so the fencing counter is shared), then one transaction that
+ * claims the idempotency key, locks the faculty weeks, reads the facts, fences
+ * the weeks, locks and moves the rows under version checks, inserts the record,
+ * runs conflict detection over the swap's weeks and stores the answer; then the
+ * release and the cache SET. No ORM, no gRPC, no circuit breaker, no retries,
+ * no telemetry, and no rule engine: the facts are read as the service reads
+ * them, but only a few checks are made of them (the bench schedule breaks no
+ * rule).
  */
 export class RawSqlSwap {
   private readonly lock: RedisLock;
-  private grants = 0;
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly redis: LockRedisClient,
-    private readonly clock: Clock,
-    private readonly settings: RawSwapSettings,
+    private readonly config: Config,
   ) {
-    this.lock = new RedisLock(redis, { ttlMs: settings.lockTtlMs, keyPrefix: settings.keyPrefix });
+    this.lock = new RedisLock(redis, {
+      ttlMs: config.locks.ttlMs,
+      keyPrefix: config.redis.keyPrefix,
+    });
   }
 
-  /** Redis lock grants so far: one per swap, each writing its fencing token. */
-  redisGrants(): number {
-    return this.grants;
-  }
-
-  async execute(command: SwapCommand, actor: string): Promise<void> {
-    const requestId = randomUUID();
-    const scope = `${actor}:${METHOD}`;
-    const fingerprint = fingerprintOf(command);
-    const cacheKey = `{${this.settings.keyPrefix}}:idem:${scope}:${requestId}`;
+  async execute(request: ExecuteSwapRequest, actor: string): Promise<void> {
+    const key = [`${actor}:ExecuteSwap`, request.requestId];
+    const fingerprint = createHash('sha256')
+      .update(ExecuteSwapRequest.encode({ ...request, requestId: '' }).finish())
+      .digest('hex');
+    const cacheKey = `{${this.config.redis.keyPrefix}}:bench-sql:${key.join(':')}`;
     // Every request id is fresh, so both always miss; they are the service's round trips.
-    if (await this.redis.get(cacheKey)) throw new UnexpectedReplayError(requestId);
-    const earlier = await this.pool.query(LOOKUP_SQL, [scope, requestId]);
-    if (earlier.rowCount) throw new UnexpectedReplayError(requestId);
+    if (
+      (await this.redis.get(cacheKey)) ||
+      (await this.pool.query(sql.LOOKUP_ANSWER_SQL, key)).rowCount
+    )
+      fail(`request ${request.requestId} was already answered`);
 
-    const names = touchedWeeksOf(transfersOf(command)).map(lockNameOf);
-    const lease = await this.lock.acquire(names, Date.now() + this.settings.lockWaitMs);
-    this.grants++;
-    let response: Buffer;
+    const transfers: Transfer[] = [
+      {
+        giver: request.sourceFacultyId,
+        receiver: request.targetFacultyId,
+        week: request.sourceWeek,
+      },
+      {
+        giver: request.targetFacultyId,
+        receiver: request.sourceFacultyId,
+        week: request.targetWeek,
+      },
+    ];
+    // The weeks that change hands, of both people; the transaction also locks
+    // the receivers' neighbouring weeks, which the back-to-back rule reads.
+    const changed = transfers.flatMap((t) => [
+      [t.giver, t.week],
+      [t.receiver, t.week],
+    ]);
+    const neighbours = transfers.flatMap((t) =>
+      [-7, 7].map((d) => [t.receiver, addDays(t.week, d)]),
+    );
+    const lease = await this.lock.acquire(
+      changed.map(([person, week]) => `fw:${person}:${week}`),
+      Date.now() + this.config.locks.waitMs,
+    );
+    let answer: { response: Buffer; ttlMs: number };
     try {
-      response = await this.transaction((client) =>
-        this.work(client, command, actor, { scope, requestId, fingerprint }, lease.fencingToken),
-      );
+      answer = await this.inTransaction(async (db) => {
+        const retentionMs = this.config.idempotency.retentionMs;
+        await expectRows(db, 1, sql.CLAIM_KEY_SQL, [...key, fingerprint, retentionMs]);
+        // The service would create missing lock rows; the bench seeds them all.
+        const locked = [...changed, ...neighbours];
+        await expectRows(db, locked.length, sql.LOCK_WEEKS_SQL, columnsOf(locked));
+        const facts = await readFacts(db, transfers);
+        const token = lease.fencingToken;
+        await expectRows(db, changed.length, sql.FENCE_WEEKS_SQL, [...columnsOf(changed), token]);
+        const swap = await this.move(db, request, actor, transfers, facts, token);
+        // As the service does after a swap: the swapped weeks and a week either side.
+        const [first, last] = [request.sourceWeek, request.targetWeek].sort();
+        await db.query(sql.DETECT_SQL, [
+          ...detectionSettingsOf(this.config, addDays(first!, -7), addDays(last!, 7)),
+          swap.id,
+          [request.sourceFacultyId, request.targetFacultyId],
+        ]);
+        const response = Buffer.from(ExecuteSwapResponse.encode({ swap }).finish());
+        const stored = await db.query<{ ttl_ms: number }>(sql.STORE_ANSWER_SQL, [...key, response]);
+        return { response, ttlMs: stored.rows[0]?.ttl_ms ?? 0 };
+      });
     } finally {
       await lease.release();
     }
     // Not awaited, as in the service: the cache write never delays the reply.
+    const cached = JSON.stringify({ f: fingerprint, r: answer.response.toString('base64') });
     void this.redis
-      .set(
-        cacheKey,
-        JSON.stringify({ f: fingerprint, r: response.toString('base64') }),
-        'PX',
-        this.settings.idempotencyRetentionMs,
-      )
+      .set(cacheKey, cached, 'PX', Math.max(1, Math.floor(answer.ttlMs)))
       .catch(() => undefined);
   }
 
-  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    let open = false;
-    try {
-      await client.query('begin transaction isolation level read committed');
-      open = true;
-      const timeout = `${this.settings.timeoutMs}ms`;
-      await client.query(
-        `select set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`,
-        [timeout, timeout],
-      );
-      const result = await work(client);
-      open = false;
-      await client.query('commit');
-      return result;
-    } catch (error) {
-      if (open) await client.query('rollback').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
-  }
-
-  private async work(
-    client: pg.PoolClient,
-    command: SwapCommand,
+  /** Locks and moves the weeks' assignments and calls; inserts and returns the record. */
+  private async move(
+    db: Db,
+    request: ExecuteSwapRequest,
     actor: string,
-    key: { scope: string; requestId: string; fingerprint: string },
+    transfers: readonly Transfer[],
+    facts: Facts,
     fencingToken: string,
-  ): Promise<Buffer> {
-    const claimed = await client.query(CLAIM_SQL, [
-      key.scope,
-      key.requestId,
-      key.fingerprint,
-      `${this.settings.idempotencyRetentionMs} milliseconds`,
-    ]);
-    if (claimed.rowCount !== 1) throw new UnexpectedReplayError(key.requestId);
-
-    const transfers = transfersOf(command);
-    const weeks = dedupe(facultyWeeksOf(transfers));
-    const locked = await client.query(LOCK_FACULTY_WEEKS_SQL, [
-      weeks.map((k) => k.personId),
-      weeks.map((k) => k.week),
-    ]);
-    // The service would create missing lock rows here; the bench seeds them all.
-    if (locked.rowCount !== weeks.length)
-      throw new StaleRowsError('faculty_week', weeks.length, locked.rowCount);
-
-    const now = this.clock.now();
-    const facts = await readFacts(client, command);
-    const verdict = judgeSwap(command, facts, {
-      today: isoDateOf(now),
-      shortNoticeDays: this.settings.shortNoticeDays,
-    });
-    if (verdict.errors.length > 0) {
-      throw new Error(`swap rejected: ${verdict.errors.map((e) => e.reason).join(', ')}`);
-    }
-
-    const touched = dedupe(touchedWeeksOf(transfers));
-    const newer = await client.query(FENCE_SQL, [
-      touched.map((k) => k.personId),
-      touched.map((k) => k.week),
-      fencingToken,
-      fencingToken,
-    ]);
-    if (newer.rowCount) throw new Error(`fenced out by a newer lock holder (${fencingToken})`);
-
-    const planned = new Map(verdict.moves.map((m) => [m.assignment.id, m]));
-    const rows = await client.query<{
-      id: string;
-      person_id: string;
-      rotation: string;
-      version: number;
-    }>(LOCK_ASSIGNMENTS_SQL, [[...planned.keys()]]);
-    if (rows.rowCount !== planned.size)
-      throw new StaleRowsError('assignment', planned.size, rows.rowCount);
-    const assignmentMoves = rows.rows.map((row) => {
-      const move = planned.get(row.id)!;
-      if (row.person_id !== move.assignment.personId) throw new StaleRowsError('assignment', 1, 0);
+  ): Promise<Swap> {
+    const holding = (t: Transfer, person: string, date: string) =>
+      person === t.giver && date >= t.week && date <= addDays(t.week, 6);
+    const planned = new Map(
+      transfers.flatMap((t) =>
+        facts.nearby
+          .filter((w) => holding(t, w.personId, w.blockDate))
+          .map((w) => [w.id, { ...w, to: t.receiver }]),
+      ),
+    );
+    const rows = await db.query<{ id: string; person_id: string; version: number }>(
+      sql.LOCK_ASSIGNMENTS_SQL,
+      [[...planned.keys()]],
+    );
+    const movedAssignments = rows.rows.map((row): MovedAssignment => {
+      const work = planned.get(row.id)!;
+      if (row.person_id !== work.personId) fail(`assignment ${row.id} changed hands`);
       return {
         assignmentId: row.id,
-        blockDate: move.assignment.blockDate,
-        blockHalf: move.assignment.blockHalf,
-        rotation: row.rotation,
-        fromPersonId: move.assignment.personId,
-        toPersonId: move.to,
+        blockDate: work.blockDate,
+        blockHalf: work.blockHalf,
+        rotation: work.rotation,
+        fromPersonId: work.personId,
+        toPersonId: work.to,
         version: row.version + 1,
       };
     });
+    if (movedAssignments.length !== planned.size) fail('an assignment is gone');
 
-    const callKeys = transfers.flatMap((t) =>
-      CASCADING_CALL_DAYS.map((d) => ({ personId: t.giver, date: addDays(t.week, d) })),
-    );
-    const calls = await client.query<{
+    const callDays = transfers.flatMap((t) => CALL_DAYS.map((d) => [t.giver, addDays(t.week, d)]));
+    const calls = await db.query<{
       id: string;
       date: string;
       person_id: string;
       call_type: string;
       version: number;
-    }>(LOCK_CALLS_SQL, [callKeys.map((k) => k.personId), callKeys.map((k) => k.date)]);
-    const callMoves = calls.rows.map((call) => {
-      const transfer = transfers.find(
-        (t) => t.giver === call.person_id && call.date >= t.week && call.date <= addDays(t.week, 6),
-      )!;
+    }>(sql.LOCK_CALLS_SQL, columnsOf(callDays));
+    const movedCalls = calls.rows.map((call): MovedCall => {
+      const t = transfers.find((x) => holding(x, call.person_id, call.date))!;
+      const { id: callId, date, call_type: callType, version } = call;
       return {
-        callId: call.id,
-        date: call.date,
-        callType: call.call_type,
-        fromPersonId: transfer.giver,
-        toPersonId: transfer.receiver,
-        version: call.version + 1,
+        callId,
+        date,
+        callType,
+        fromPersonId: t.giver,
+        toPersonId: t.receiver,
+        version: version + 1,
       };
     });
 
-    const record: SwapRecord = {
+    const now = new Date();
+    const { sourceFacultyId, sourceWeek, targetFacultyId, targetWeek, swapType, reason } = request;
+    const swap = Swap.fromPartial({
+      ...{ sourceFacultyId, sourceWeek, targetFacultyId, targetWeek, swapType, reason },
       id: randomUUID(),
-      sourceFacultyId: command.sourceFacultyId,
-      sourceWeek: command.sourceWeek,
-      targetFacultyId: command.targetFacultyId,
-      targetWeek: command.targetWeek,
-      swapType: command.swapType,
-      status: 'EXECUTED',
-      reason: command.reason,
+      status: SwapStatus.SWAP_STATUS_EXECUTED,
       requestedAt: now,
       requestedBy: actor,
       executedAt: now,
       executedBy: actor,
-      rolledBackAt: null,
-      rolledBackBy: null,
-      rollbackReason: null,
-      moves: { assignments: assignmentMoves, calls: callMoves },
-      warnings: verdict.warnings,
-      fencingToken,
+      movedAssignments,
+      movedCalls,
       version: 1,
-    };
-    // In the order of the service's flush: insert, then the versioned updates.
-    await client.query(INSERT_RECORD_SQL, [
-      record.id,
-      record.sourceFacultyId,
-      record.sourceWeek,
-      record.targetFacultyId,
-      record.targetWeek,
-      record.swapType,
-      record.reason,
+    });
+    // In the order of the service's flush: the insert, then the versioned updates.
+    await db.query(sql.INSERT_RECORD_SQL, [
+      swap.id,
+      swap.sourceFacultyId,
+      swap.sourceWeek,
+      swap.targetFacultyId,
+      swap.targetWeek,
+      swap.reason,
       now,
       actor,
-      JSON.stringify(record.moves),
-      JSON.stringify(record.warnings),
+      JSON.stringify({ assignments: movedAssignments, calls: movedCalls }),
       fencingToken,
     ]);
-    await updateVersioned(
-      client,
-      MOVE_CALLS_SQL,
-      'call_assignment',
-      callMoves.map((m) => [m.callId, m.toPersonId, m.version - 1]),
-    );
-    await updateVersioned(
-      client,
-      MOVE_ASSIGNMENTS_SQL,
-      'assignment',
-      assignmentMoves.map((m) => [m.assignmentId, m.toPersonId, m.version - 1]),
-    );
+    for (const [table, moved] of [
+      ['call_assignment', movedCalls.map((m) => [m.callId, m.toPersonId, m.version] as const)],
+      [
+        'assignment',
+        movedAssignments.map((m) => [m.assignmentId, m.toPersonId, m.version] as const),
+      ],
+    ] as const) {
+      await expectRows(db, moved.length, sql.moveRowsSql(table), [
+        moved.map((m) => m[0]),
+        moved.map((m) => m[1]),
+        moved.map((m) => m[2] - 1),
+      ]);
+    }
+    return swap;
+  }
 
-    // detectAround (src/swaps/swap-executor.ts): the swapped weeks and a week either side.
-    const swapped = [record.sourceWeek, ...(record.targetWeek ? [record.targetWeek] : [])].sort();
-    await detectConflicts(client, this.settings.detection, {
-      firstWeek: addDays(swapped[0]!, -7),
-      lastWeek: addDays(swapped[swapped.length - 1]!, 7),
-      causedBySwap: record.id,
-      faculty: [record.sourceFacultyId, record.targetFacultyId],
-    });
-
-    const response = Buffer.from(
-      ExecuteSwapResponse.encode({ swap: toSwapMessage(record) }).finish(),
-    );
-    const completed = await client.query(COMPLETE_SQL, [response, key.scope, key.requestId]);
-    if (completed.rowCount !== 1) throw new UnexpectedReplayError(key.requestId);
-    return response;
+  private async inTransaction<T>(work: (db: Db) => Promise<T>): Promise<T> {
+    const db = await this.pool.connect();
+    let open = false;
+    try {
+      await db.query('begin transaction isolation level read committed');
+      open = true;
+      await db.query(sql.SET_TIMEOUTS_SQL, [`${this.config.transactions.timeoutCeilingMs}ms`]);
+      const result = await work(db);
+      open = false;
+      await db.query('commit');
+      return result;
+    } catch (error) {
+      if (open) await db.query('rollback').catch(() => undefined);
+      throw error;
+    } finally {
+      db.release();
+    }
   }
 }
 
-/** Where, for whom and because of which swap one detection looks. */
-export interface DetectionScope {
-  firstWeek: string;
-  lastWeek: string;
-  causedBySwap: string | null;
-  /** Null: every faculty member. */
-  faculty: readonly string[] | null;
-}
-
-/**
- * ConflictDetector.detect over pg: the same statement with the same
- * parameters, then the created alerts read back as the detector does. Returns
- * the alerts created.
- */
-export async function detectConflicts(
-  client: pg.ClientBase,
-  settings: DetectionSettings,
-  scope: DetectionScope,
-): Promise<Array<{ id: string; type: string }>> {
-  const created = await client.query<{ id: string }>(DETECT_SQL, [
-    scope.firstWeek,
-    scope.lastWeek,
-    settings.backToBackDays,
-    settings.alternationWindowWeeks * 7,
-    settings.maxAlternations,
-    scope.causedBySwap,
-    scope.faculty,
-    scope.firstWeek,
-    scope.lastWeek,
-  ]);
-  if (created.rows.length === 0) return [];
-  const alerts = await client.query<{ id: string; type: string }>(READ_ALERTS_SQL, [
-    created.rows.map((r) => r.id),
-  ]);
-  return alerts.rows;
-}
-
-/** A row was missing or had moved on since it was read. */
-export class StaleRowsError extends Error {
-  override name = 'StaleRowsError';
-  constructor(table: string, expected: number, got: number | null) {
-    super(`${table}: expected ${expected} rows, got ${got ?? 0}`);
-  }
-}
-
-/** The bench never reuses a request id, so a stored answer means something is wrong. */
-export class UnexpectedReplayError extends Error {
-  override name = 'UnexpectedReplayError';
-  constructor(requestId: string) {
-    super(`request ${requestId} was already answered or claimed`);
-  }
-}
-
-/** As the service fingerprints a request: SHA-256 of it encoded, request id cleared. */
-function fingerprintOf(command: SwapCommand): string {
-  const canonical = ExecuteSwapRequest.encode({
-    sourceFacultyId: command.sourceFacultyId,
-    sourceWeek: command.sourceWeek,
-    targetFacultyId: command.targetFacultyId,
-    targetWeek: command.targetWeek ?? '',
-    swapType:
-      command.swapType === 'ONE_TO_ONE' ? SwapType.SWAP_TYPE_ONE_TO_ONE : SwapType.SWAP_TYPE_ABSORB,
-    reason: command.reason,
-    requestId: '',
-  }).finish();
-  return createHash('sha256').update(canonical).digest('hex');
-}
-
-interface FactsRow {
-  people: PersonFacts[];
-  facultyAssignments: ScheduleFacts['facultyAssignments'];
-  affectedBlockRosters: ScheduleFacts['affectedBlockRosters'];
-  blockingAbsences: ScheduleFacts['blockingAbsences'];
-}
-
-async function readFacts(client: pg.PoolClient, command: SwapCommand): Promise<ScheduleFacts> {
-  const transfers = transfersOf(command);
-  const { rows } = await client.query(FACTS_SQL, [
-    [command.sourceFacultyId, command.targetFacultyId],
-    transfers.map((t) => addDays(t.week, -NEIGHBOUR_DAYS)),
-    transfers.map((t) => addDays(t.week, 6 + NEIGHBOUR_DAYS)),
+/** The facts, and in place of the rules a few checks: both faculty, work to give, nobody away. */
+async function readFacts(db: Db, transfers: readonly Transfer[]): Promise<Facts> {
+  const { rows } = await db.query<Facts>(sql.READ_FACTS_SQL, [
     transfers.map((t) => t.giver),
+    transfers.map((t) => t.receiver),
     transfers.map((t) => t.week),
   ]);
-  const row = rows[0] as FactsRow | undefined;
-  if (!row) throw new Error('the facts query returned no row');
-  return {
-    people: new Map(row.people.map((p) => [p.id, p])),
-    facultyAssignments: row.facultyAssignments,
-    affectedBlockRosters: row.affectedBlockRosters,
-    blockingAbsences: row.blockingAbsences,
-  };
+  const facts = rows[0]!;
+  if (facts.people?.length !== 2 || facts.people.some((p) => p.kind !== 'faculty'))
+    fail('both people must be faculty');
+  if (facts.absences.length > 0) fail('a receiver is away');
+  if (transfers.some((t) => !facts.nearby.some((w) => w.personId === t.giver)))
+    fail('a giver has no work to give');
+  return facts;
 }
 
-async function updateVersioned(
-  client: pg.PoolClient,
-  sql: string,
-  table: string,
-  rows: Array<[string, string, number]>,
+/** The first five parameters of DETECT_SQL: the weeks and the service's thresholds. */
+export function detectionSettingsOf(config: Config, firstWeek: string, lastWeek: string) {
+  const { backToBackDays, alternationWindowWeeks, maxAlternations } = config.conflicts;
+  return [firstWeek, lastWeek, backToBackDays, alternationWindowWeeks * 7, maxAlternations];
+}
+
+/** Runs `text`; a row count other than `expected` means a row was missing or had moved on. */
+async function expectRows(
+  db: Db,
+  expected: number,
+  text: string,
+  values: unknown[],
 ): Promise<void> {
-  if (rows.length === 0) return;
-  const result = await client.query(sql, [
-    rows.map((r) => r[0]),
-    rows.map((r) => r[1]),
-    rows.map((r) => r[2]),
-  ]);
-  if (result.rowCount !== rows.length)
-    throw new StaleRowsError(table, rows.length, result.rowCount);
+  const { rowCount } = await db.query(text, values);
+  if (rowCount !== expected)
+    fail(`expected ${expected} rows, got ${rowCount ?? 0}: ${text.trim().slice(0, 40)}…`);
 }
 
-function dedupe<K extends { personId: string; week: string }>(keys: readonly K[]): K[] {
-  return [...new Map(keys.map((k) => [`${k.personId}|${k.week}`, k])).values()];
+/** (person, date) pairs as the two arrays the statements unnest. */
+function columnsOf(pairs: ReadonlyArray<readonly string[]>): [string[], string[]] {
+  return [pairs.map((p) => p[0]!), pairs.map((p) => p[1]!)];
+}
+
+/** Something the bench never sets up happened: a replayed key, a stale row, a refused swap. */
+export class RawSwapError extends Error {
+  override name = 'RawSwapError';
+}
+
+function fail(why: string): never {
+  throw new RawSwapError(why);
 }

@@ -57,3 +57,63 @@ export async function redisCommandsOf(work: () => Promise<void>): Promise<string
   }
   return seen;
 }
+
+const VERSION_CHECK = 'version check';
+
+/**
+ * What one statement does, whoever wrote it (MikroORM quotes identifiers and
+ * inlines values; the raw path binds $n parameters): its verb and main table,
+ * so two paths' censuses can be compared step by step. A select that locks is
+ * `lock <table>`; one that reads absences is the rules' facts; a select of
+ * versioned rows that locks nothing is the check MikroORM makes before it
+ * updates them.
+ */
+export function labelOf(statement: string): string {
+  const text = statement.toLowerCase().replace(/"/g, '');
+  const verb = /^(begin|commit|rollback)\b/.exec(text)?.[1];
+  if (verb) return verb;
+  if (text.includes('set_config(')) return 'set timeouts';
+  if (text.includes('pg_advisory_xact_lock')) return 'advisory locks';
+  const locks = /\bfor update\b/.test(text);
+  const bare = text.replace(/\bfor update( of \w+)?/g, '').replace(/\bdo update set\b/g, '');
+  const write = /\b(insert into|update)\s+(\w+)/.exec(bare);
+  if (write) return `${write[1] === 'update' ? 'update' : 'insert'} ${write[2]}`;
+  if (/\bfrom absence\b/.test(text)) return 'read schedule facts';
+  const table = /\bfrom\s+(\w+)/.exec(text)?.[1] ?? '?';
+  if (locks) return `lock ${table}`;
+  return /\bversion\b/.test(text) ? `${VERSION_CHECK} ${table}` : `read ${table}`;
+}
+
+/**
+ * How `raw` differs from `service`, step by step, once the version checks only
+ * the ORM makes are set aside (the raw updates check the version in their
+ * WHERE): what each sends that the other does not, and whether the common
+ * steps come in the same order.
+ */
+export function compareCensus(
+  service: readonly string[],
+  raw: readonly string[],
+): { onlyService: string[]; onlyRaw: string[]; sameOrder: boolean; ormChecks: number } {
+  const all = service.map(labelOf);
+  const serviceSteps = all.filter((l) => !l.startsWith(VERSION_CHECK));
+  const rawSteps = raw.map(labelOf);
+  const common = (steps: string[], other: string[]) => steps.filter((s) => other.includes(s));
+  return {
+    onlyService: without(serviceSteps, rawSteps),
+    onlyRaw: without(rawSteps, serviceSteps),
+    sameOrder:
+      common(serviceSteps, rawSteps).join('|') === common(rawSteps, serviceSteps).join('|'),
+    ormChecks: all.length - serviceSteps.length,
+  };
+}
+
+/** `a` minus `b`, as multisets. */
+function without(a: readonly string[], b: readonly string[]): string[] {
+  const left = [...b];
+  return a.filter((x) => {
+    const i = left.indexOf(x);
+    if (i < 0) return true;
+    left.splice(i, 1);
+    return false;
+  });
+}

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { addDays, mondayOf } from '../src/domain/calendar';
-import type { SwapCommand } from '../src/swaps/swap-command';
+import { addDays, mondayOf, toIsoDate } from '../src/domain/calendar';
+import { type ExecuteSwapRequest, SwapType } from '../src/generated/swap/v1/swap';
 
 /**
  * Two faculty members who trade FMIT weeks back and forth. A starts with FMIT in
@@ -22,13 +22,12 @@ export interface SwapPair {
   broken: boolean;
 }
 
-/** "Today" of the bench clock: far enough before the first week for no SHORT_NOTICE warning. */
-export const BENCH_TODAY = '2031-01-06';
-const FIRST_WEEK = mondayOf('2031-03-03');
+/** Far enough ahead that no swapped week is near (SHORT_NOTICE) or past, whatever the date. */
+const FIRST_WEEK = mondayOf(addDays(toIsoDate(new Date()), 8 * 7));
 /** Pair i owns weeks 4i..4i+3 after FIRST_WEEK, so each FMIT week has exactly one attending. */
 const WEEKS_PER_PAIR = 4;
-/** Friday and Saturday: the calls that follow the FMIT attending (CASCADING_CALL_DAYS). */
-const CALL_DAYS = [4, 5];
+/** Friday and Saturday (days after Monday): the calls that follow whoever works the week. */
+export const CALL_DAYS = [4, 5];
 const HALVES = ['AM', 'PM'] as const;
 
 /** What one swap changes; stated in the report so the numbers can be compared. */
@@ -39,16 +38,24 @@ export const ROWS_PER_SWAP = {
   recordsInserted: 1,
 } as const;
 
-/** The swap that flips `pair` to its other state. */
-export function nextSwapOf(pair: SwapPair): SwapCommand {
+/** What one swap asks for, less its request id. */
+export type SwapRequest = Omit<ExecuteSwapRequest, 'requestId'>;
+
+/** The ONE_TO_ONE swap that flips `pair` to its other state. */
+export function nextSwapOf(pair: SwapPair): SwapRequest {
   return {
     sourceFacultyId: pair.a,
     sourceWeek: pair.flipped ? pair.weekB : pair.weekA,
     targetFacultyId: pair.b,
     targetWeek: pair.flipped ? pair.weekA : pair.weekB,
-    swapType: 'ONE_TO_ONE',
+    swapType: SwapType.SWAP_TYPE_ONE_TO_ONE,
     reason: 'bench',
   };
+}
+
+/** Who holds the FMIT week `week` of `pair` now. */
+export function holderOf(pair: SwapPair, week: string): string {
+  return (week === pair.weekA) !== pair.flipped ? pair.a : pair.b;
 }
 
 /**

@@ -1,39 +1,40 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { type Config, ConfigError, loadConfig } from './config';
-import { CircuitBreaker } from './coordination/circuit-breaker';
-import { GuardedMutations } from './coordination/guarded-mutation';
-import { IdempotencyStore } from './coordination/idempotency-store';
-import { IdempotencySweeper } from './coordination/idempotency-sweeper';
-import { LockAcquireTimeoutError } from './coordination/lock-errors';
-import { createRedisClient } from './coordination/redis-client';
-import { RedisLock } from './coordination/redis-lock';
-import type { LockRedisClient } from './coordination/redis-lock-scripts';
-import { ScheduleLocks } from './coordination/schedule-locks';
-import { isDatabaseEmpty, seedDemoProgram } from './db/demo-seed';
-import { type EmbeddedDatabase, startEmbeddedDatabase } from './db/embedded-database';
-import { migrateToLatest } from './db/migrate';
-import { createOrm } from './db/orm';
-import { TransactionRunner } from './db/transaction-runner';
-import { isoDateOf } from './domain/calendar';
-import { type Clock, systemClock } from './domain/clock';
+import { AutoResolve } from './conflicts/auto-resolve';
 import { ConflictDetector } from './conflicts/conflict-detector';
 import { ConflictQueries } from './conflicts/conflict-queries';
-import { ConflictResolver } from './conflicts/conflict-resolver';
-import { ConflictTriage } from './conflicts/conflict-triage';
+import { DetectConflicts } from './conflicts/detect-conflicts';
 import { ResolutionPlanner } from './conflicts/resolution-planner';
-import { conflictServiceHandlers } from './grpc/conflict-service';
-import { GrpcServer } from './grpc/server';
-import { swapServiceHandlers } from './grpc/swap-service';
-import { createLogger } from './logger';
+import { ResolveConflict } from './conflicts/resolve-conflict';
+import { TriageConflict } from './conflicts/triage-conflict';
+import type { CircuitBreaker } from './coordination/circuit-breaker';
+import { createCoordination } from './coordination/coordination';
+import { IdempotencySweeper } from './coordination/idempotency-sweeper';
+import { createRedisClient } from './coordination/redis-client';
+import type { ScheduleLocks } from './coordination/schedule-locks';
 import { poolStats } from './db/pool-stats';
+import { TransactionRunner } from './db/transaction-runner';
+import { toIsoDate } from './domain/calendar';
+import { type Clock, systemClock } from './domain/clock';
+import { openDatabase, prepareDatabase } from './dev/database-bootstrap';
+import { printQuickStart } from './dev/quick-start';
+import { CallContexts } from './grpc/call-contexts';
+import { callLogging } from './grpc/call-logging';
+import { callMetrics } from './grpc/call-metrics';
+import { conflictHandlers } from './grpc/conflict-handlers';
+import { GrpcServer } from './grpc/server';
+import { swapHandlers } from './grpc/swap-handlers';
+import { createLogger } from './logger';
 import { createServiceTelemetry, observeGauges } from './observability/service-telemetry';
-import { registeredTelemetry } from './observability/telemetry-registry';
-import { SwapExecutor } from './swaps/swap-executor';
+import { shutdownTelemetry } from './observability/telemetry-shutdown';
+import { ExecuteSwap } from './swaps/execute-swap';
+import { RollbackSwap } from './swaps/rollback-swap';
 import { SwapQueries } from './swaps/swap-queries';
-import { SwapRollback } from './swaps/swap-rollback';
+import { ValidateSwap } from './swaps/validate-swap';
+import { WritePath } from './write-path/write-path';
 
-/** What tests and benchmarks may replace when they build the service in-process. */
+/** What tests may replace when they build the service in-process. */
 export interface ServiceOverrides {
   clock?: Clock;
   log?: Logger;
@@ -47,7 +48,6 @@ export interface RunningService {
   locks: ScheduleLocks;
   /** Absent without Redis. */
   breaker: CircuitBreaker | undefined;
-  mutations: GuardedMutations;
   sweeper: IdempotencySweeper;
   stop(): Promise<void>;
 }
@@ -62,149 +62,114 @@ export async function startService(
 ): Promise<RunningService> {
   const log = overrides.log ?? createLogger(config.logLevel);
   const clock = overrides.clock ?? systemClock;
-  let embedded: EmbeddedDatabase | undefined;
-  let orm: MikroORM | undefined;
-  let redis: LockRedisClient | undefined;
+  const database = await openDatabase(config.database, {
+    poolMax: config.database.poolMax,
+    acquireTimeoutMs: config.transactions.timeoutCeilingMs,
+    log,
+  });
+  const redis = createRedisClient(config.redis, log);
   try {
-    let databaseUrl = config.database.url;
-    if (!databaseUrl) {
-      embedded = await startEmbeddedDatabase({
-        dataDir: config.database.embeddedDir,
-        port: config.database.embeddedPort,
-        database: 'swap',
-        log: (message) => log.info(message),
-      });
-      databaseUrl = embedded.url;
-      log.info(
-        { dataDir: config.database.embeddedDir, port: config.database.embeddedPort },
-        'no DATABASE_URL: using the embedded PostgreSQL',
-      );
-    }
-    orm = await createOrm({
-      clientUrl: databaseUrl,
-      poolMax: config.database.poolMax,
-      acquireTimeoutMs: config.transactions.timeoutCeilingMs,
+    const { orm } = database;
+    await prepareDatabase(orm, {
+      migrate: config.database.migrateOnStart,
+      seedDemo: config.database.seedDemo,
+      today: toIsoDate(clock.now()),
+      log,
     });
-    if (config.database.migrateOnStart) {
-      const applied = await migrateToLatest(orm);
-      if (applied.length > 0) log.info({ applied }, 'applied migrations');
-    }
-    if (config.database.seedDemo && (await isDatabaseEmpty(orm.em.fork()))) {
-      const summary = await seedDemoProgram(orm.em.fork(), { today: isoDateOf(clock.now()) });
-      log.info({ ...summary }, 'seeded the demo program into the empty database');
-    }
 
     const telemetry = createServiceTelemetry();
     const transactions = new TransactionRunner(orm, config.transactions, telemetry);
-    redis = createRedisClient(config.redis, log);
-    const breaker = redis
-      ? new CircuitBreaker({
-          name: 'redis',
-          failureThreshold: config.locks.breakerFailureThreshold,
-          cooldownMs: config.locks.breakerCooldownMs,
-          isExpected: (error) => error instanceof LockAcquireTimeoutError,
-          log,
-        })
-      : undefined;
-    const redisDeps = redis && breaker ? { client: redis, breaker } : undefined;
-    const locks = new ScheduleLocks(
-      redisDeps && {
-        lock: new RedisLock(redisDeps.client, {
-          ttlMs: config.locks.ttlMs,
-          keyPrefix: config.redis.keyPrefix,
-        }),
-        breaker: redisDeps.breaker,
-      },
+    const { locks, idempotency, breaker } = createCoordination(
       {
-        waitMs: config.locks.waitMs,
-        fallback: config.locks.fallback,
-        retryAfterMs: config.locks.breakerCooldownMs,
+        locks: config.locks,
+        keyPrefix: config.redis.keyPrefix,
+        idempotencyRetentionMs: config.idempotency.retentionMs,
       },
-      log,
-      telemetry,
+      { orm, redis, log, telemetry },
     );
-    const openOrmForGauges = orm;
     observeGauges(telemetry, {
       breakerState: breaker && (() => breaker.state()),
-      pool: () => poolStats(openOrmForGauges),
+      pool: () => poolStats(orm),
     });
-    log.info(
-      redis ? { locks: 'redis', fallback: config.locks.fallback } : { locks: 'postgres-advisory' },
-      redis
-        ? 'locks: Redis, with PostgreSQL advisory locks while Redis is unavailable'
-        : 'no Redis configured: locks are PostgreSQL advisory locks',
-    );
-    const idempotency = new IdempotencyStore(
-      orm,
-      { retentionMs: config.idempotency.retentionMs, keyPrefix: config.redis.keyPrefix },
-      redisDeps,
-      log,
-    );
     const sweeper = new IdempotencySweeper(orm, config.idempotency.sweepIntervalMs, log);
     sweeper.start();
+
+    // Every executed or rolled-back swap runs detection for its weeks, in its own transaction.
     const detector = new ConflictDetector(config.conflicts);
-    const swaps = {
-      executor: new SwapExecutor(transactions, clock, config.swaps, detector),
-      rollback: new SwapRollback(transactions, clock, config.swaps, detector),
-      queries: new SwapQueries(transactions),
-      mutations: new GuardedMutations(locks, idempotency, transactions, telemetry),
-    };
-    const handlerDeps = {
-      log,
-      defaultDeadlineMs: config.transactions.defaultDeadlineMs,
+    const writePath = new WritePath(
+      locks,
+      idempotency,
+      transactions,
+      [(em, change) => detector.afterScheduleChange(em, change)],
       telemetry,
-    };
+    );
+    const swapQueries = new SwapQueries(transactions);
+    const executeSwap = new ExecuteSwap(writePath, clock, config.swaps, telemetry);
+    const planner = new ResolutionPlanner(clock, config.swaps.shortNoticeDays);
+    const resolveConflict = new ResolveConflict(
+      writePath,
+      transactions,
+      planner,
+      executeSwap,
+      clock,
+      telemetry,
+    );
+
+    const contexts = new CallContexts(config.transactions.defaultDeadlineMs);
+    const handlerDeps = { contexts, log };
     const server = new GrpcServer(
       config.grpc,
       {
-        swaps: swapServiceHandlers(swaps, handlerDeps),
-        conflicts: conflictServiceHandlers(
+        swaps: swapHandlers(
           {
-            detector,
-            planner: new ResolutionPlanner(clock, config.swaps.shortNoticeDays),
-            resolver: new ConflictResolver(swaps.executor, clock),
-            triage: new ConflictTriage(clock),
+            executeSwap,
+            validateSwap: new ValidateSwap(transactions, clock, config.swaps, telemetry),
+            rollbackSwap: new RollbackSwap(writePath, swapQueries, clock, config.swaps, telemetry),
+            queries: swapQueries,
+          },
+          handlerDeps,
+        ),
+        conflicts: conflictHandlers(
+          {
+            detectConflicts: new DetectConflicts(writePath, detector, telemetry),
+            triage: new TriageConflict(writePath, clock),
+            resolveConflict,
+            autoResolve: new AutoResolve(resolveConflict, telemetry, log),
             queries: new ConflictQueries(transactions),
-            mutations: swaps.mutations,
-            locks,
-            transactions,
           },
           handlerDeps,
         ),
       },
+      // Outermost first: logging and metrics see every call, authentication goes after them.
+      [callLogging(log, contexts), callMetrics(telemetry), contexts.interceptor],
       log,
     );
     const port = await server.start();
     log.info({ host: config.grpc.host, port }, 'serving gRPC');
 
-    const openOrm = orm;
-    const openRedis = redis;
     let stopping: Promise<void> | undefined;
     return {
       port,
-      orm: openOrm,
+      orm,
       transactions,
       locks,
       breaker,
-      mutations: swaps.mutations,
       sweeper,
       stop: () =>
         (stopping ??= (async () => {
           await server.shutdown(config.grpc.shutdownGraceMs);
           await sweeper.stop();
           breaker?.shutdown();
-          openRedis?.disconnect();
-          await openOrm.close();
-          await embedded?.stop();
+          redis?.disconnect();
+          await database.close();
           // Last, so the spans of the drained calls are exported too.
-          await registeredTelemetry()?.shutdown();
+          await shutdownTelemetry();
           log.info('stopped');
         })()),
     };
   } catch (error) {
     redis?.disconnect();
-    await orm?.close().catch(() => undefined);
-    await embedded?.stop().catch(() => undefined);
+    await database.close().catch(() => undefined);
     throw error;
   }
 }
@@ -236,32 +201,6 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
-}
-
-function printQuickStart(port: number, databasePort: number): void {
-  const target = `localhost:${port}`;
-  const swap = JSON.stringify({
-    source_faculty_id: '<faculty uuid>',
-    source_week: '<a Monday, YYYY-MM-DD>',
-    target_faculty_id: '<faculty uuid>',
-    target_week: '<a Monday>',
-    swap_type: 'SWAP_TYPE_ONE_TO_ONE',
-    reason: 'demo',
-    request_id: '<a fresh uuid>',
-  });
-  process.stderr.write(
-    [
-      '',
-      `swap-service is listening on ${target}, over the embedded PostgreSQL with the demo program.`,
-      'Try it with grpcurl (server reflection is on):',
-      `  grpcurl -plaintext ${target} list`,
-      `  grpcurl -plaintext -d '{"page_size": 5}' ${target} swap.v1.SwapService/ListSwaps`,
-      `  grpcurl -plaintext -d '${swap}' ${target} swap.v1.SwapService/ValidateSwap`,
-      'Faculty and their FMIT weeks:',
-      `  psql postgresql://postgres:postgres@127.0.0.1:${databasePort}/swap -c "select p.id, p.name, p.faculty_role, min(b.date) as fmit_week from person p join assignment a on a.person_id = p.id join block b on b.id = a.block_id where a.rotation = 'FMIT' and p.kind = 'faculty' and b.date >= current_date group by 1, 2, 3, date_trunc('week', b.date) order by 4 limit 12"`,
-      '',
-    ].join('\n'),
-  );
 }
 
 if (require.main === module) {

@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { status, type ServiceError } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { status } from '@grpc/grpc-js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   type ExecuteSwapRequest,
   type ListSwapsRequest,
   SwapStatus,
   SwapType,
 } from '../src/generated/swap/v1/swap';
-import { ScheduleFixture } from './support/schedule-fixture';
-import { errorDetails, startTestService, type TestService } from './support/test-service';
+import { failure } from './support/grpc-outcomes';
+import type { ScheduleFixture } from './support/schedule-fixture';
+import { errorDetails, type TestService, useTestService } from './support/test-service';
 
 /**
  * Malformed requests through the real gRPC client: each must fail with
@@ -18,11 +19,10 @@ import { errorDetails, startTestService, type TestService } from './support/test
 
 let ts: TestService;
 let fx: ScheduleFixture;
+useTestService((started) => ({ ts, fx } = started));
 /** A page token the service really issued, for ListSwaps with page_size 1 and no filter. */
 let issuedToken: string;
 beforeAll(async () => {
-  ts = await startTestService();
-  fx = await ScheduleFixture.connect(ts.db.url);
   const a = await fx.faculty('core');
   const b = await fx.faculty('core');
   for (const week of ['2030-03-04', '2030-04-01']) {
@@ -35,10 +35,6 @@ beforeAll(async () => {
     });
   }
   issuedToken = (await ts.api.listSwaps({ pageSize: 1 })).nextPageToken;
-});
-afterAll(async () => {
-  await fx?.close();
-  await ts?.close();
 });
 
 const SOURCE = randomUUID();
@@ -90,15 +86,6 @@ function tampered(change: Record<string, unknown>): string {
     unknown
   >;
   return base64url(JSON.stringify({ ...cursor, ...change }));
-}
-
-async function failure(call: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await call;
-  } catch (error) {
-    return error as ServiceError;
-  }
-  throw new Error('expected the call to fail');
 }
 
 interface BadRequestCase {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type ServiceError, status } from '@grpc/grpc-js';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { addDays } from '../src/domain/calendar';
 import {
   AutoResolveOutcome,
@@ -12,25 +12,16 @@ import {
   RiskLevel,
 } from '../src/generated/swap/v1/conflict';
 import { SwapStatus, SwapType } from '../src/generated/swap/v1/swap';
-import { ScheduleFixture } from './support/schedule-fixture';
-import { errorDetails, startTestService, type TestService } from './support/test-service';
+import { failure } from './support/grpc-outcomes';
+import type { ScheduleFixture } from './support/schedule-fixture';
+import { truncateAll } from './support/sql-fixtures';
+import { errorDetails, type TestService, useTestService } from './support/test-service';
 
 let ts: TestService;
 let fx: ScheduleFixture;
-beforeAll(async () => {
-  ts = await startTestService();
-  fx = await ScheduleFixture.connect(ts.db.url);
-});
-afterAll(async () => {
-  await fx?.close();
-  await ts?.close();
-});
+useTestService((started) => ({ ts, fx } = started));
 // Every test states the whole schedule it needs.
-beforeEach(async () => {
-  await fx.db.query(
-    'truncate conflict_alert, swap_record, faculty_week, absence, call_assignment, assignment, block, person cascade',
-  );
-});
+beforeEach(() => truncateAll(fx.db));
 
 /** A Monday well past the short-notice horizon of the test clock (2030-01-07). */
 const W = '2030-03-04';
@@ -48,15 +39,6 @@ function moved(before: Snapshot, from: string, to: string, only?: Set<string>): 
       r.person_id === from && (!only || only.has(r.id)) ? { ...r, person_id: to } : r,
     );
   return { assignments: give(before.assignments), calls: give(before.calls) };
-}
-
-async function failure(call: Promise<unknown>): Promise<ServiceError> {
-  const outcome = await call.then(
-    () => undefined,
-    (error: unknown) => error as ServiceError,
-  );
-  if (!outcome) throw new Error('expected the call to fail, but it succeeded');
-  return outcome;
 }
 
 async function swapCount(): Promise<number> {

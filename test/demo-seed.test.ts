@@ -1,6 +1,10 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DemoSeedSummary, isDatabaseEmpty, seedDemoProgram } from '../src/db/demo-seed';
+import {
+  type DemoSeedSummary,
+  isDatabaseEmpty,
+  seedDemoProgram,
+} from '../src/dev/demo-seed-writer';
 import { createOrm } from '../src/db/orm';
 import { isBlockingAbsence, type AbsenceType } from '../src/schedule/absence-policy';
 import { createTestDatabase, type TestDatabase } from './support/test-database';

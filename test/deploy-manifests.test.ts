@@ -907,7 +907,7 @@ describe('overlays', () => {
       const job = find<batchV1.IJob>(rendered(name), 'Job', 'swap-service-migrate');
       const app = appContainer(appDeployment(rendered(path.dirname(name))));
       const c = must(job.spec?.template.spec?.containers[0], 'migrate container');
-      expect(c.command).toEqual(['node', 'dist/db/cli.js', 'migrate']);
+      expect(c.command).toEqual(['node', 'dist/dev/cli.js', 'migrate']);
       expect(c.image).toBe(app.image);
       expect(job.metadata?.namespace).toBe(
         appDeployment(rendered(path.dirname(name))).metadata?.namespace,

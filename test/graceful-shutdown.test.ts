@@ -1,8 +1,4 @@
-import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
-import path from 'node:path';
-import type { Readable } from 'node:stream';
 import {
   type Client,
   type ClientReadableStream,
@@ -14,101 +10,22 @@ import {
 import { service as healthService } from 'grpc-health-check';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addDays, isoDateOf, mondayOf } from '../src/domain/calendar';
+import { addDays, toIsoDate, mondayOf } from '../src/domain/calendar';
 import { SwapServiceClient, SwapStatus, SwapType } from '../src/generated/swap/v1/swap';
 import { ScheduleFixture } from './support/schedule-fixture';
+import { type ServiceProcess, startServiceProcess } from './support/service-process';
 import { backendPid, connect, sessionsOn, waitFor } from './support/sql-fixtures';
 import { createTestDatabase, type TestDatabase } from './support/test-database';
 import { swapApi } from './support/test-service';
 
 /**
  * Runs the service the way it runs in production, as a process of its own
- * started from src/main.ts, and stops it with SIGTERM while a swap is stuck
+ * with the telemetry bootstrap preloaded (support/service-process.ts), and stops it with SIGTERM while a swap is stuck
  * behind a row lock: the swap must still commit and be answered, new calls
  * must be turned away, and the process must exit 0 having released everything.
  */
 
-const REPO_ROOT = path.resolve(__dirname, '..');
 const SHUTDOWN_GRACE_MS = 20_000;
-
-interface LogLine {
-  level: string;
-  msg: string;
-  [field: string]: unknown;
-}
-
-interface ServiceProcess {
-  child: ChildProcessByStdio<null, Readable, Readable>;
-  logs: LogLine[];
-  stderr: () => string;
-  /** Resolves with the first log line (past or future) whose msg is `msg`; rejects if the process exits first. */
-  logged(msg: string): Promise<LogLine>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** Starts src/main.ts in a child process; its pino lines are parsed as they arrive. */
-function startServiceProcess(env: Record<string, string>): ServiceProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: REPO_ROOT,
-    // Only what the service needs, so nothing of the test runner's environment leaks in.
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const logs: LogLine[] = [];
-  const listeners = new Set<() => void>();
-  let stderr = '';
-  let pending = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    pending += chunk;
-    const lines = pending.split('\n');
-    pending = lines.pop()!;
-    for (const line of lines) {
-      try {
-        logs.push(JSON.parse(line) as LogLine);
-      } catch {
-        logs.push({ level: 'raw', msg: line });
-      }
-    }
-    for (const listener of listeners) listener();
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => {
-      resolve({ code, signal });
-      for (const listener of listeners) listener();
-    });
-  });
-  const logged = (msg: string) =>
-    new Promise<LogLine>((resolve, reject) => {
-      const check = () => {
-        const line = logs.find((l) => l.msg === msg);
-        if (line) {
-          listeners.delete(check);
-          resolve(line);
-        } else if (child.exitCode !== null || child.signalCode !== null) {
-          listeners.delete(check);
-          reject(new Error(`the service exited before logging "${msg}"; stderr:\n${stderr}`));
-        }
-      };
-      listeners.add(check);
-      check();
-    });
-  return { child, logs, stderr: () => stderr, logged, exited };
-}
-
-/** A port nobody listens on right now: bind port 0, note it, let it go. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 type HealthStatus = 'UNKNOWN' | 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
 interface HealthClient extends Client {
@@ -177,8 +94,8 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const client of clients) client.close();
   // Only if an assertion failed midway: never leave the child behind.
-  if (service && service.child.exitCode === null && service.child.signalCode === null)
-    service.child.kill('SIGKILL');
+  service?.kill('SIGKILL');
+  await service?.exited;
   await blocker?.end().catch(() => undefined);
   await observer?.end().catch(() => undefined);
   await fx?.close().catch(() => undefined);
@@ -190,24 +107,17 @@ describe('SIGTERM while a swap is in flight', () => {
     'finishes and commits the in-flight ExecuteSwap, refuses new calls and exits 0',
     { timeout: 120_000 },
     async () => {
-      const port = await freePort();
-      const address = `127.0.0.1:${port}`;
-      service = startServiceProcess({
+      service = await startServiceProcess({
         DATABASE_URL: db.url,
-        GRPC_HOST: '127.0.0.1',
-        GRPC_PORT: String(port),
-        NODE_ENV: 'test',
-        LOG_LEVEL: 'info',
         SHUTDOWN_GRACE_MS: String(SHUTDOWN_GRACE_MS),
-        SEED_DEMO: 'false',
       });
-      await service.logged('serving gRPC');
+      const address = `127.0.0.1:${service.port}`;
       const health = freshHealthClient(address);
       clients.push(health);
       expect(await checkHealth(health, 'swap.v1.SwapService')).toBe('SERVING');
 
       // The child runs on the real clock, so the swapped weeks lie ahead of the real date.
-      const firstWeek = addDays(mondayOf(isoDateOf(new Date())), 8 * 7);
+      const firstWeek = addDays(mondayOf(toIsoDate(new Date())), 8 * 7);
       const secondWeek = addDays(firstWeek, 14);
       fx = await ScheduleFixture.connect(db.url);
       const a = await fx.faculty('core');
@@ -253,7 +163,7 @@ describe('SIGTERM while a swap is in flight', () => {
 
       const watch = watchHealth(health, 'swap.v1.SwapService');
       await watch.reported('SERVING');
-      service.child.kill('SIGTERM');
+      service.kill('SIGTERM');
       await service.logged('shutting down');
 
       // Out of rotation at once: watchers hear NOT_SERVING, and a new connection is refused.
@@ -272,7 +182,7 @@ describe('SIGTERM while a swap is in flight', () => {
         .catch((e: unknown) => e)) as ServiceError;
       expect(lateSwap.code).toBe(status.UNAVAILABLE);
       // The in-flight call is still being drained, so the process has not exited.
-      expect(service.child.exitCode).toBeNull();
+      expect(service.running()).toBe(true);
 
       await blocker.query('rollback');
       const outcome = await inFlight;
@@ -307,7 +217,7 @@ describe('SIGTERM while a swap is in flight', () => {
       expect(backToA.rows[0]!.n).toBe(14);
 
       // Nothing left behind: the process is gone and so are its database sessions.
-      expect(() => process.kill(service!.child.pid!, 0)).toThrow(
+      expect(() => process.kill(service!.pid, 0)).toThrow(
         expect.objectContaining({ code: 'ESRCH' }),
       );
       await fx.close();

@@ -1,37 +1,32 @@
-import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import net from 'node:net';
-import path from 'node:path';
-import type { Readable } from 'node:stream';
-import {
-  type CallOptions as GrpcCallOptions,
-  type ClientUnaryCall,
-  credentials,
-  Metadata,
-  type ServiceError,
-  status,
-} from '@grpc/grpc-js';
+import { credentials, status } from '@grpc/grpc-js';
 import type pg from 'pg';
-import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config';
+import { afterAll, describe, expect, it } from 'vitest';
 import { addDays } from '../src/domain/calendar';
 import {
-  ExecuteSwapRequest,
-  type ExecuteSwapResponse,
-  RollbackSwapRequest,
-  type RollbackSwapResponse,
+  type ExecuteSwapRequest,
   SwapServiceClient,
   SwapStatus,
   SwapType,
 } from '../src/generated/swap/v1/swap';
-import { type RunningService, startService } from '../src/main';
+import {
+  errorOf,
+  executeSwapAnswer,
+  okResponse,
+  rollbackSwapAnswer,
+} from './support/replay-aware-calls';
 import { TEST_REDIS_URL } from './support/redis-url';
 import { ScheduleFixture } from './support/schedule-fixture';
+import { type ServiceProcess, startServiceProcess } from './support/service-process';
 import { backendPid, connect, waitFor } from './support/sql-fixtures';
-import { TestClock } from './support/test-clock';
 import { createTestDatabase, type TestDatabase } from './support/test-database';
-import { errorDetails, startTestService, TODAY, type TestService } from './support/test-service';
+import {
+  errorDetails,
+  startTestService,
+  type TestService,
+  useTestService,
+} from './support/test-service';
 
 /**
  * Every mutating call is idempotent by its request_id, within the caller and
@@ -41,89 +36,9 @@ import { errorDetails, startTestService, TODAY, type TestService } from './suppo
  * they check the sweeper that removes expired keys.
  */
 
-const REPLAYED_HEADER = 'idempotent-replayed';
-const REPO_ROOT = path.resolve(__dirname, '..');
-
 let ts: TestService;
 let fx: ScheduleFixture;
-beforeAll(async () => {
-  ts = await startTestService();
-  fx = await ScheduleFixture.connect(ts.db.url);
-});
-afterAll(async () => {
-  await fx?.close();
-  await ts?.close();
-});
-
-// ---------------------------------------------------------------------------
-// A client call that also reports whether the server said it was replayed.
-
-/** What one call got back: the response or the error, and the replay header. */
-type Answer<Res> =
-  | { ok: true; response: Res; replayed: boolean }
-  | { ok: false; error: ServiceError; replayed: boolean };
-
-type Invoke<Res> = (
-  metadata: Metadata,
-  options: Partial<GrpcCallOptions>,
-  callback: (error: ServiceError | null, response?: Res) => void,
-) => ClientUnaryCall;
-
-interface AskOptions {
-  /** Sent as `x-actor`; the service scopes idempotency keys by it. */
-  actor?: string;
-  deadlineMs?: number;
-}
-
-function ask<Res>(invoke: Invoke<Res>, options: AskOptions): Promise<Answer<Res>> {
-  const metadata = new Metadata();
-  if (options.actor) metadata.set('x-actor', options.actor);
-  const deadline = new Date(Date.now() + (options.deadlineMs ?? 30_000));
-  return new Promise((resolve) => {
-    let replayed = false;
-    const call = invoke(metadata, { deadline }, (error, response) =>
-      resolve(error ? { ok: false, error, replayed } : { ok: true, response: response!, replayed }),
-    );
-    // Response headers arrive before the message and the status, so before the callback.
-    call.on('metadata', (headers: Metadata) => {
-      replayed = headers.get(REPLAYED_HEADER)[0] === 'true';
-    });
-  });
-}
-
-function executeSwap(
-  client: SwapServiceClient,
-  request: Partial<ExecuteSwapRequest>,
-  options: AskOptions = {},
-): Promise<Answer<ExecuteSwapResponse>> {
-  return ask<ExecuteSwapResponse>(
-    (md, opts, cb) => client.executeSwap(ExecuteSwapRequest.fromPartial(request), md, opts, cb),
-    options,
-  );
-}
-
-function rollbackSwap(
-  client: SwapServiceClient,
-  request: Partial<RollbackSwapRequest>,
-  options: AskOptions = {},
-): Promise<Answer<RollbackSwapResponse>> {
-  return ask<RollbackSwapResponse>(
-    (md, opts, cb) => client.rollbackSwap(RollbackSwapRequest.fromPartial(request), md, opts, cb),
-    options,
-  );
-}
-
-/** The response of an OK answer; anything else fails the test with the status in the message. */
-function okResponse<Res>(answer: Answer<Res>): Res {
-  if (!answer.ok)
-    throw new Error(`expected OK, got ${status[answer.error.code]}: ${answer.error.details}`);
-  return answer.response;
-}
-
-function errorOf<Res>(answer: Answer<Res>): ServiceError {
-  if (answer.ok) throw new Error('expected an error, got OK');
-  return answer.error;
-}
+useTestService((started) => ({ ts, fx } = started));
 
 // ---------------------------------------------------------------------------
 // Schedules and what the database holds.
@@ -223,38 +138,6 @@ async function idempotencyRows(db: pg.Pool | pg.Client, requestId: string) {
   return rows;
 }
 
-/** Another service on an existing database, built the way main.ts builds one. */
-async function startServiceOn(
-  databaseUrl: string,
-  env: Record<string, string> = {},
-): Promise<{ service: RunningService; client: SwapServiceClient; stop(): Promise<void> }> {
-  const config = loadConfig({
-    NODE_ENV: 'test',
-    DATABASE_URL: databaseUrl,
-    GRPC_HOST: '127.0.0.1',
-    GRPC_PORT: '0',
-    LOG_LEVEL: 'silent',
-    ...(process.env.REDIS_URL && { REDIS_URL: process.env.REDIS_URL }),
-    LOCK_KEY_PREFIX: `t${randomUUID().slice(0, 8)}`,
-    ...env,
-  });
-  const service = await startService(config, {
-    clock: new TestClock(new Date(`${TODAY}T12:00:00Z`)),
-    log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
-  });
-  const client = new SwapServiceClient(`127.0.0.1:${service.port}`, credentials.createInsecure(), {
-    'grpc.use_local_subchannel_pool': 1,
-  });
-  return {
-    service,
-    client,
-    stop: async () => {
-      client.close();
-      await service.stop();
-    },
-  };
-}
-
 // ---------------------------------------------------------------------------
 
 describe('ExecuteSwap with one request_id', () => {
@@ -264,7 +147,7 @@ describe('ExecuteSwap with one request_id', () => {
     const weekOfB = await holdings(fx.db, b);
     const answers = await Promise.all(
       Array.from({ length: 20 }, () =>
-        executeSwap(ts.client, request, { actor: 'racer', deadlineMs: 60_000 }),
+        executeSwapAnswer(ts.client, request, { actor: 'racer', deadlineMs: 60_000 }),
       ),
     );
 
@@ -288,25 +171,25 @@ describe('ExecuteSwap with one request_id', () => {
 
   it('replays the committed answer after the service restarts', async () => {
     const first = await startTestService();
-    let second: Awaited<ReturnType<typeof startServiceOn>> | undefined;
+    let second: TestService | undefined;
     const f = await ScheduleFixture.connect(first.db.url);
     try {
       const { a, request } = await crossWeekSwap(f, '2030-03-04', '2030-03-18');
-      const original = await executeSwap(first.client, request);
+      const original = await executeSwapAnswer(first.client, request);
       expect(original.replayed).toBe(false);
       const response = okResponse(original);
       await first.service.stop();
 
       // Another key prefix, so no Redis entry of the first service can answer:
       // the replay must come from what PostgreSQL committed.
-      second = await startServiceOn(first.db.url);
-      const replay = await executeSwap(second.client, request);
+      second = await startTestService({}, { database: first.db });
+      const replay = await executeSwapAnswer(second.client, request);
       expect(okResponse(replay)).toEqual(response);
       expect(replay.replayed).toBe(true);
       expect(await swapsOf(f.db, a)).toBe(1);
     } finally {
       await f.close();
-      await second?.stop();
+      await second?.close();
       await first.close();
     }
   });
@@ -314,7 +197,7 @@ describe('ExecuteSwap with one request_id', () => {
   it('rejects the same request_id with another body as IDEMPOTENCY_KEY_REUSED, writing nothing', async () => {
     const { a, request } = await crossWeekSwap(fx, '2030-04-01', '2030-04-15');
     const other = await crossWeekSwap(fx, '2030-04-01', '2030-04-15');
-    okResponse(await executeSwap(ts.client, request, { actor: 'alice' }));
+    okResponse(await executeSwapAnswer(ts.client, request, { actor: 'alice' }));
     const before = await fx.snapshot();
     const keyBefore = await idempotencyRows(fx.db, request.requestId!);
 
@@ -322,7 +205,7 @@ describe('ExecuteSwap with one request_id', () => {
       { ...request, reason: 'another reason' },
       { ...other.request, requestId: request.requestId },
     ]) {
-      const answer = await executeSwap(ts.client, changed, { actor: 'alice' });
+      const answer = await executeSwapAnswer(ts.client, changed, { actor: 'alice' });
       const error = errorOf(answer);
       expect(error.code).toBe(status.INVALID_ARGUMENT);
       expect(errorDetails(error).reason).toBe('IDEMPOTENCY_KEY_REUSED');
@@ -339,14 +222,14 @@ describe('ExecuteSwap with one request_id', () => {
     const { a, b, request } = await sharedWeekSwap(fx, '2030-04-29');
     const mornings = await holdings(fx.db, a);
 
-    const byAlice = await executeSwap(ts.client, request, { actor: 'alice' });
+    const byAlice = await executeSwapAnswer(ts.client, request, { actor: 'alice' });
     expect(byAlice.replayed).toBe(false);
     const aliceSwap = okResponse(byAlice).swap!;
     expect(await holdings(fx.db, b)).toEqual(mornings);
 
     // Bob's key is his own: his call executes (and so swaps the halves back)
     // rather than replaying Alice's answer or being refused as a reused key.
-    const byBob = await executeSwap(ts.client, request, { actor: 'bob' });
+    const byBob = await executeSwapAnswer(ts.client, request, { actor: 'bob' });
     expect(byBob.replayed).toBe(false);
     const bobSwap = okResponse(byBob).swap!;
     expect(bobSwap.id).not.toBe(aliceSwap.id);
@@ -355,10 +238,10 @@ describe('ExecuteSwap with one request_id', () => {
     expect(await swapsOf(fx.db, a)).toBe(2);
 
     // Each actor's retry replays that actor's own answer.
-    const aliceAgain = await executeSwap(ts.client, request, { actor: 'alice' });
+    const aliceAgain = await executeSwapAnswer(ts.client, request, { actor: 'alice' });
     expect(aliceAgain.replayed).toBe(true);
     expect(okResponse(aliceAgain).swap).toEqual(aliceSwap);
-    const bobAgain = await executeSwap(ts.client, request, { actor: 'bob' });
+    const bobAgain = await executeSwapAnswer(ts.client, request, { actor: 'bob' });
     expect(bobAgain.replayed).toBe(true);
     expect(okResponse(bobAgain).swap).toEqual(bobSwap);
     expect(await swapsOf(fx.db, a)).toBe(2);
@@ -373,12 +256,12 @@ describe('RollbackSwap with one request_id', () => {
   it('rolls back once; the second call replays the answer', async () => {
     const { request } = await crossWeekSwap(fx, '2030-05-06', '2030-05-20');
     const schedule = await fx.snapshot();
-    const { swap } = okResponse(await executeSwap(ts.client, request));
+    const { swap } = okResponse(await executeSwapAnswer(ts.client, request));
     expect(await fx.snapshot()).not.toEqual(schedule);
 
     // The execute call's request_id, reused on another method: another key, so it runs.
     const rollback = { swapId: swap!.id, reason: 'changed plans', requestId: request.requestId };
-    const first = await rollbackSwap(ts.client, rollback);
+    const first = await rollbackSwapAnswer(ts.client, rollback);
     expect(first.replayed).toBe(false);
     const rolledBack = okResponse(first);
     expect(rolledBack.swap?.status).toBe(SwapStatus.SWAP_STATUS_ROLLED_BACK);
@@ -386,7 +269,7 @@ describe('RollbackSwap with one request_id', () => {
     expect(after).toEqual(schedule);
 
     // A second rollback would fail (the swap is no longer EXECUTED); the replay answers OK.
-    const second = await rollbackSwap(ts.client, rollback);
+    const second = await rollbackSwapAnswer(ts.client, rollback);
     expect(second.replayed).toBe(true);
     expect(okResponse(second)).toEqual(rolledBack);
     expect(await fx.snapshot()).toEqual(after);
@@ -414,7 +297,7 @@ describe('an expired idempotency key', () => {
     try {
       const { a, request } = await sharedWeekSwap(f, '2030-06-03');
       const mornings = await holdings(f.db, a);
-      const first = await executeSwap(short.client, request);
+      const first = await executeSwapAnswer(short.client, request);
       const firstSwap = okResponse(first).swap!;
       const [key] = await idempotencyRows(f.db, request.requestId!);
 
@@ -425,7 +308,7 @@ describe('an expired idempotency key', () => {
         );
         return rows[0]?.expired ?? true;
       });
-      const again = await executeSwap(short.client, request);
+      const again = await executeSwapAnswer(short.client, request);
       expect(again.replayed).toBe(false);
       const againSwap = okResponse(again).swap!;
       expect(againSwap.id).not.toBe(firstSwap.id);
@@ -457,7 +340,7 @@ describe('an expired idempotency key', () => {
       await blocker.query('begin');
       await blocker.query('select id from assignment where id = $1 for update', [heldRows[0]!.id]);
       const blockerPid = await backendPid(blocker);
-      const first = executeSwap(short.client, request);
+      const first = executeSwapAnswer(short.client, request);
       await waitFor('the swap to wait past its key’s retention', async () => {
         const { rows } = await observer.query(
           `select pid from pg_stat_activity
@@ -477,7 +360,7 @@ describe('an expired idempotency key', () => {
 
       // PostgreSQL holds the key as expired, so the retry is new; a cache entry
       // that outlives the row must not turn it into a replay.
-      const again = await executeSwap(short.client, request);
+      const again = await executeSwapAnswer(short.client, request);
       expect(again.replayed).toBe(false);
       expect(okResponse(again).swap!.id).not.toBe(firstSwap.id);
       expect(await holdings(f.db, a)).toEqual(mornings);
@@ -553,7 +436,7 @@ describe('the idempotency sweeper', () => {
     // More than one batch of 1000, so the sweeps interleave batch by batch.
     await insertKeys(scope, 2_500, -HOUR);
     await insertKeys(scope, 100, HOUR);
-    const other = await startServiceOn(ts.db.url, { REDIS_URL: '' });
+    const other = await startTestService({ REDIS_URL: '' }, { database: ts.db });
     try {
       const deleted = await Promise.all([
         ts.service.sweeper.sweep(),
@@ -564,7 +447,7 @@ describe('the idempotency sweeper', () => {
       expect(deleted.reduce((x, y) => x + y, 0)).toBe(2_500);
       expect(await keysLeft(scope)).toEqual([{ expired: false, n: 100 }]);
     } finally {
-      await other.stop();
+      await other.close();
     }
   });
 
@@ -614,49 +497,6 @@ describe('the idempotency sweeper', () => {
 // ---------------------------------------------------------------------------
 // The service as its own process, killed between commit and reply.
 
-interface ServiceProcess {
-  child: ChildProcessByStdio<null, Readable, Readable>;
-  /** Resolves once the service logs `msg`; rejects if it exits first. */
-  logged(msg: string): Promise<void>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function startServiceProcess(env: Record<string, string>): ServiceProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const logged = async (msg: string) => {
-    const needle = `"msg":${JSON.stringify(msg)}`;
-    await waitFor(`the service to log "${msg}"`, () => {
-      if (stdout.includes(needle)) return true;
-      if (child.exitCode !== null || child.signalCode !== null)
-        throw new Error(`the service exited before logging "${msg}"; stderr:\n${stderr}`);
-      return false;
-    });
-  };
-  return { child, logged, exited };
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 /**
  * A TCP proxy in front of `targetPort`. Client bytes always pass; once armed,
  * the server's bytes are swallowed, so a reply is sent but never arrives.
@@ -703,26 +543,18 @@ describe('a crash between commit and reply', () => {
   let proxy: Awaited<ReturnType<typeof startBlackholeProxy>> | undefined;
   afterAll(async () => {
     for (const client of clients) client.close();
-    for (const { child } of children)
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    for (const child of children) child.kill('SIGKILL');
     await Promise.all(children.map((c) => c.exited));
     await proxy?.close();
     await f?.close();
     await db?.drop();
   });
 
-  function serve(port: number, lockKeyPrefix: string): ServiceProcess {
-    const child = startServiceProcess({
-      DATABASE_URL: db!.url,
-      GRPC_HOST: '127.0.0.1',
-      GRPC_PORT: String(port),
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'info',
-      SEED_DEMO: 'false',
-      METRICS_PORT: '0',
-      ...(process.env.REDIS_URL && { REDIS_URL: process.env.REDIS_URL }),
-      LOCK_KEY_PREFIX: lockKeyPrefix,
-    });
+  async function serve(lockKeyPrefix: string): Promise<ServiceProcess> {
+    const child = await startServiceProcess(
+      { DATABASE_URL: db!.url, LOCK_KEY_PREFIX: lockKeyPrefix },
+      { inherit: ['REDIS_URL'] },
+    );
     children.push(child);
     return child;
   }
@@ -746,10 +578,8 @@ describe('a crash between commit and reply', () => {
       const weekOfA = await holdings(f.db, a);
       const weekOfB = await holdings(f.db, b);
 
-      const firstPort = await freePort();
-      const first = serve(firstPort, `k${randomUUID().slice(0, 8)}`);
-      await first.logged('serving gRPC');
-      proxy = await startBlackholeProxy(firstPort);
+      const first = await serve(`k${randomUUID().slice(0, 8)}`);
+      proxy = await startBlackholeProxy(first.port);
       const viaProxy = clientOf(proxy.port);
       // Open the HTTP/2 connection through the proxy while replies still pass.
       await new Promise<void>((resolve, reject) =>
@@ -757,19 +587,17 @@ describe('a crash between commit and reply', () => {
       );
 
       proxy.arm();
-      const lost = executeSwap(viaProxy, request, { deadlineMs: 60_000 });
+      const lost = executeSwapAnswer(viaProxy, request, { deadlineMs: 60_000 });
       await waitFor('the swap to commit', async () => (await swapsOf(f!.db, a)) === 1);
-      first.child.kill('SIGKILL');
+      first.kill('SIGKILL');
       expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
       const lostAnswer = await lost;
       expect(lostAnswer.ok).toBe(false);
 
       // A fresh process on the same database, and another Redis key prefix, so
       // nothing but what PostgreSQL committed can answer the retry.
-      const secondPort = await freePort();
-      const second = serve(secondPort, `k${randomUUID().slice(0, 8)}`);
-      await second.logged('serving gRPC');
-      const retry = await executeSwap(clientOf(secondPort), request);
+      const second = await serve(`k${randomUUID().slice(0, 8)}`);
+      const retry = await executeSwapAnswer(clientOf(second.port), request);
       expect(retry.replayed).toBe(true);
       const { swap } = okResponse(retry);
 

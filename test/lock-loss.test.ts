@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Swap, SwapType } from '../src/generated/swap/v1/swap';
-import { ScheduleFixture } from './support/schedule-fixture';
+import { SwapType } from '../src/generated/swap/v1/swap';
+import { type Outcome, outcomeOf } from './support/grpc-outcomes';
+import { TEST_REDIS_URL } from './support/redis-url';
+import type { ScheduleFixture } from './support/schedule-fixture';
 import { connect, sessionsOn, waitFor } from './support/sql-fixtures';
-import { errorDetails, startTestService, type TestService } from './support/test-service';
+import { type TestService, useTestService } from './support/test-service';
 
 /**
  * A Redis lease lost while its swap is still inside its transaction, through
@@ -16,44 +18,23 @@ import { errorDetails, startTestService, type TestService } from './support/test
  * not commit, and whoever took the lock next must succeed untouched.
  */
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const LOCK_TTL_MS = 600;
 
 let ts: TestService;
 let fx: ScheduleFixture;
 let redis: Redis;
-let keyPrefix: string;
-beforeAll(async () => {
-  redis = new Redis(REDIS_URL);
-  ts = await startTestService({ REDIS_URL, LOCK_TTL_MS: String(LOCK_TTL_MS) });
-  fx = await ScheduleFixture.connect(ts.db.url);
-  // startTestService derives the prefix from the database name; the service never reports it.
-  keyPrefix = `t${ts.db.name.slice(-10)}`;
+useTestService((started) => ({ ts, fx } = started), {
+  REDIS_URL: TEST_REDIS_URL,
+  LOCK_TTL_MS: String(LOCK_TTL_MS),
 });
-afterAll(async () => {
-  await fx?.close();
-  await ts?.close();
-  redis?.disconnect();
+beforeAll(() => {
+  redis = new Redis(TEST_REDIS_URL);
 });
+afterAll(() => redis?.disconnect());
 
 /** Mondays well after the service's TODAY (2030-01-07): no PAST_WEEK, no SHORT_NOTICE. */
 const W1 = '2030-03-04';
 const W2 = '2030-03-18';
-
-type Outcome =
-  { ok: true; swap: Swap } | { ok: false; code: status; reason: string; message: string };
-
-async function outcomeOf(call: Promise<{ swap?: Swap | undefined }>): Promise<Outcome> {
-  try {
-    const { swap } = await call;
-    if (!swap) throw new Error('an OK response without a swap');
-    return { ok: true, swap };
-  } catch (error) {
-    const e = error as ServiceError;
-    if (typeof e.code !== 'number') throw error;
-    return { ok: false, code: e.code, reason: errorDetails(e).reason, message: e.details };
-  }
-}
 
 function swapRequest(source: string, target: string, requestId: string = randomUUID()) {
   return {
@@ -72,7 +53,13 @@ async function lockKeys(): Promise<Map<string, string | null>> {
   const keys: string[] = [];
   let cursor = '0';
   do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `{${keyPrefix}}:lock:*`, 'COUNT', 1000);
+    const [next, batch] = await redis.scan(
+      cursor,
+      'MATCH',
+      `{${ts.lockKeyPrefix}}:lock:*`,
+      'COUNT',
+      1000,
+    );
     keys.push(...batch);
     cursor = next;
   } while (cursor !== '0');

@@ -4,12 +4,15 @@ import path from 'node:path';
 import { credentials, type ServiceError, status } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SwapServiceClient, SwapType } from '../src/generated/swap/v1/swap';
+import { SwapServiceClient } from '../src/generated/swap/v1/swap';
 import { parsePrometheusText, type Scrape, scrape } from './support/prometheus-text';
 import { deadlockWith } from './support/provoke-deadlock';
+import { TEST_REDIS_URL } from './support/redis-url';
+import { failure } from './support/grpc-outcomes';
 import { ScheduleFixture } from './support/schedule-fixture';
 import { freePort, type ServiceProcess, startServiceProcess } from './support/service-process';
 import { backendPid, connect, waitFor } from './support/sql-fixtures';
+import { fmitSwapPair } from './support/swap-pair';
 import { createTestDatabase, type TestDatabase } from './support/test-database';
 import { errorDetails, swapApi, type SwapApi } from './support/test-service';
 
@@ -20,7 +23,6 @@ import { errorDetails, swapApi, type SwapApi } from './support/test-service';
  * dashboard's queries are checked against the names that scrape exposed.
  */
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const DASHBOARD = path.resolve(__dirname, '../deploy/grafana-dashboard.json');
 // The child runs on the real clock, so every week lies years ahead of it.
 const W1 = '2031-06-02';
@@ -41,7 +43,7 @@ beforeAll(async () => {
   keyPrefix = `mt${db.name.slice(-10)}`;
   service = await startServiceProcess({
     DATABASE_URL: db.url,
-    REDIS_URL,
+    REDIS_URL: TEST_REDIS_URL,
     LOCK_KEY_PREFIX: keyPrefix,
     // Short leases, so a lease whose keys vanish notices within half a second.
     LOCK_TTL_MS: '1500',
@@ -50,7 +52,7 @@ beforeAll(async () => {
   fx = await ScheduleFixture.connect(db.url);
   client = new SwapServiceClient(`127.0.0.1:${service.port}`, credentials.createInsecure());
   api = swapApi(client);
-  redis = new Redis(REDIS_URL);
+  redis = new Redis(TEST_REDIS_URL);
 });
 
 afterAll(async () => {
@@ -62,39 +64,12 @@ afterAll(async () => {
 });
 
 /** Two faculty, each holding an FMIT week, and the request that swaps them. */
-async function swapPair() {
-  const source = await fx.faculty('core');
-  const target = await fx.faculty('core');
-  const sourceAssignments = await fx.assignWeek(source, W1);
-  await fx.assignWeek(target, W2);
-  return {
-    source,
-    sourceAssignments,
-    request: (requestId = randomUUID()) => ({
-      sourceFacultyId: source,
-      sourceWeek: W1,
-      targetFacultyId: target,
-      targetWeek: W2,
-      swapType: SwapType.SWAP_TYPE_ONE_TO_ONE,
-      reason: 'metrics',
-      requestId,
-    }),
-  };
-}
+const swapPair = () => fmitSwapPair(fx, { sourceWeek: W1, targetWeek: W2, reason: 'metrics' });
 
 /** How much each series moved between two scrapes (a series absent before counts from 0). */
 function moved(before: Scrape, after: Scrape) {
   return (name: string, labels: Record<string, string> = {}) =>
     after.sum(name, labels) - before.sum(name, labels);
-}
-
-async function failureOf(call: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await call;
-  } catch (error) {
-    return error as ServiceError;
-  }
-  throw new Error('the call succeeded');
 }
 
 describe('Prometheus metrics of a running service', () => {
@@ -113,7 +88,7 @@ describe('Prometheus metrics of a running service', () => {
     const replayed = await api.executeSwap(pairs[0]!.request(firstRequestId));
     expect(replayed.swap?.id).toBe(executed[0]!.swap?.id);
     // Someone with nothing in the week gives it away: NO_ASSIGNMENTS.
-    const rejected = await failureOf(
+    const rejected = await failure(
       api.executeSwap({ ...pairs[0]!.request(), sourceFacultyId: idle }),
     );
     expect(rejected.code).toBe(status.FAILED_PRECONDITION);
@@ -212,7 +187,7 @@ describe('Prometheus metrics of a running service', () => {
       await blocker.query('select id from assignment where id = $1 for update', [
         pair.sourceAssignments[0],
       ]);
-      const call = failureOf(api.executeSwap(pair.request()));
+      const call = failure(api.executeSwap(pair.request()));
       await waitFor('the swap to wait on the held assignment row', async () => {
         const { rows } = await observer.query(
           `select pid from pg_stat_activity

@@ -1,6 +1,7 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createOrm } from '../src/db/orm';
+import { createServiceTelemetry } from '../src/observability/service-telemetry';
 import { poolStats } from '../src/db/pool-stats';
 import { TransactionRunner } from '../src/db/transaction-runner';
 import { budgetOf } from '../src/domain/call-budget';
@@ -19,32 +20,36 @@ afterAll(async () => {
 });
 
 it('fails UNAVAILABLE, not INTERNAL, when no pooled connection frees up in time, and recovers', async () => {
-  const runner = new TransactionRunner(orm, {
-    maxAttempts: 2,
-    backoffBaseMs: 1,
-    backoffMaxMs: 5,
-    timeoutCeilingMs: 5_000,
-  });
+  const runner = new TransactionRunner(
+    orm,
+    {
+      maxAttempts: 2,
+      backoffBaseMs: 1,
+      backoffMaxMs: 5,
+      timeoutCeilingMs: 5_000,
+    },
+    createServiceTelemetry(),
+  );
   let release!: () => void;
   const held = new Promise<void>((resolve) => (release = resolve));
   let started!: () => void;
   const holding = new Promise<void>((resolve) => (started = resolve));
-  const holder = runner.run(budgetOf(10_000), async () => {
+  const holder = runner.transactionally(budgetOf(10_000), async () => {
     started();
     await held;
   });
   await holding;
 
   const starved = await runner
-    .run(budgetOf(10_000), (em) => em.execute('select 1'))
+    .transactionally(budgetOf(10_000), (em) => em.execute('select 1'))
     .catch((e: unknown) => e);
   expect(starved).toBeInstanceOf(ServiceUnavailableError);
   expect((starved as ServiceUnavailableError).reason).toBe('DATABASE_UNAVAILABLE');
 
   release();
   await holder;
-  await expect(runner.run(budgetOf(5_000), (em) => em.execute('select 1 as ok'))).resolves.toEqual([
-    { ok: 1 },
-  ]);
+  await expect(
+    runner.transactionally(budgetOf(5_000), (em) => em.execute('select 1 as ok')),
+  ).resolves.toEqual([{ ok: 1 }]);
   expect(poolStats(orm)).toMatchObject({ inUse: 0, waiting: 0 });
 });

@@ -2,11 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  LockAcquireTimeoutError,
-  LockLostError,
-  LockNotHeldError,
-} from '../src/coordination/lock-errors';
+import { LockAcquireTimeoutError, LockLostError, LockNotHeldError } from '../src/domain/errors';
 import { type RedisLease, RedisLock } from '../src/coordination/redis-lock';
 import { lockCommands } from '../src/coordination/redis-lock-scripts';
 import { waitFor } from './support/sql-fixtures';
@@ -176,6 +172,25 @@ describe('RedisLock', () => {
     expect(await redis.exists(stale.keys[0]!)).toBe(0);
     expect(await redis.get(current.keys[0]!)).toBe(current.owner);
     expect(current.signal.aborted).toBe(false);
+  });
+
+  it('does not report a lease lost by an extension that fails after release was asked for', async () => {
+    const client = new Redis(REDIS_URL);
+    clients.push(client);
+    const lease = await take(newLock({ client }), ['fw:a']);
+    // Writes stall, so the next extension (every ttl/3) is sent and left waiting for its answer.
+    await redis.call('CLIENT', 'PAUSE', '5000', 'WRITE');
+    try {
+      await sleep(TTL_MS / 3 + 100);
+      const released = lease.release().catch((e: unknown) => e);
+      // The connection drops: the extension still in flight fails, after the work was done.
+      client.disconnect();
+      expect(await released).toBeInstanceOf(Error);
+    } finally {
+      await redis.call('CLIENT', 'UNPAUSE');
+    }
+    await sleep(50);
+    expect(lease.signal.aborted).toBe(false);
   });
 
   it('gives up a blocking acquire at its wait limit with LockAcquireTimeoutError', async () => {

@@ -1,16 +1,17 @@
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
 import type { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BreakerState } from '../src/coordination/circuit-breaker';
+import type { BreakerStats } from '../src/coordination/circuit-breaker';
 import { RetryInfo } from '../src/generated/google/rpc/error_details';
 import { Status } from '../src/generated/google/rpc/status';
-import { type ExecuteSwapRequest, type Swap, SwapType } from '../src/generated/swap/v1/swap';
-import { ScheduleFixture } from './support/schedule-fixture';
-import { errorDetails, startTestService, type TestService } from './support/test-service';
+import { type ExecuteSwapRequest, SwapType } from '../src/generated/swap/v1/swap';
+import { type Outcome, outcomeOf, tally } from './support/grpc-outcomes';
+import type { ScheduleFixture } from './support/schedule-fixture';
+import { freePort } from './support/service-process';
+import { waitFor } from './support/sql-fixtures';
+import { type TestService, useTestService } from './support/test-service';
 
 /**
  * Redis dies under load and comes back. Each case runs a Redis server of its
@@ -42,17 +43,6 @@ afterAll(async () => {
   // Whatever happened in the tests, no Redis of ours outlives the file.
   await Promise.all([...children].map((child) => killChild(child)));
 });
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** Starts `redis-server` on `port` in the foreground, without persistence; resolves once it accepts connections. */
 async function startRedis(port: number): Promise<RedisChild> {
@@ -110,38 +100,7 @@ async function killChild(child: RedisChild): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------
-// Calls and outcomes
-
-type Outcome =
-  | { ok: true; swap: Swap }
-  | { ok: false; code: status; codeName: string; reason: string; error: ServiceError };
-
-async function outcomeOf(call: Promise<{ swap?: Swap | undefined }>): Promise<Outcome> {
-  try {
-    const { swap } = await call;
-    if (!swap) throw new Error('an OK response without a swap');
-    return { ok: true, swap };
-  } catch (error) {
-    const e = error as ServiceError;
-    if (typeof e.code !== 'number') throw error;
-    return {
-      ok: false,
-      code: e.code,
-      codeName: status[e.code] ?? String(e.code),
-      reason: errorDetails(e).reason,
-      error: e,
-    };
-  }
-}
-
-function tally(outcomes: readonly Outcome[]): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const o of outcomes) {
-    const key = o.ok ? 'OK' : `${o.codeName}/${o.reason}`;
-    counts[key] = (counts[key] ?? 0) + 1;
-  }
-  return counts;
-}
+// Calls
 
 /** The RetryInfo delay in a status's details, in ms, or undefined without one. */
 function retryDelayMs(error: ServiceError): number | undefined {
@@ -151,22 +110,6 @@ function retryDelayMs(error: ServiceError): number | undefined {
   if (!any) return undefined;
   const delay = RetryInfo.decode(any.value).retryDelay;
   return delay ? Number(delay.seconds) * 1000 + delay.nanos / 1_000_000 : undefined;
-}
-
-/**
- * Polls until `condition` holds, failing after `limitMs`. The limit only keeps
- * a broken test from hanging; the assertion is that the state is reached.
- */
-async function until(
-  what: string,
-  condition: () => boolean | Promise<boolean>,
-  limitMs = 30_000,
-): Promise<void> {
-  const giveUpAt = Date.now() + limitMs;
-  while (!(await condition())) {
-    if (Date.now() > giveUpAt) throw new Error(`gave up waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 /** Two faculty who trade their FMIT weeks back and forth; `swapped` says who holds which now. */
@@ -227,20 +170,25 @@ describe('Redis dies under load, with the advisory-lock fallback', () => {
   }
 
   let port: number;
+  let redis: RedisChild;
   let ts: TestService;
   let fx: ScheduleFixture;
   const calls: Call[] = [];
-  const statesSeen: BreakerState[] = [];
+  /** The breaker as it was just before Redis came back. */
+  let breakerWhileDown: BreakerStats;
   let pairs: Pair[];
   let redisAtRestart = 0;
   let postgresAtOpen = 0;
 
   beforeAll(async () => {
     port = await freePort();
-    const redis = await startRedis(port);
-    ts = await startTestService(serviceEnv(port));
-    fx = await ScheduleFixture.connect(ts.db.url);
-    ts.service.breaker!.onStateChange((state) => statesSeen.push(state));
+    redis = await startRedis(port);
+  });
+  useTestService(
+    (started) => ({ ts, fx } = started),
+    () => serviceEnv(port),
+  );
+  beforeAll(async () => {
     pairs = await makePairs(fx, PAIRS);
 
     let phase: Phase = 'redis up';
@@ -260,21 +208,22 @@ describe('Redis dies under load, with the advisory-lock fallback', () => {
     const load = Promise.all(pairs.map(worker));
     try {
       const locks = () => ts.service.locks.stats();
-      await until('swaps under Redis locks', () => locks().acquired.redis >= 40);
+      await waitFor('swaps under Redis locks', () => locks().acquired.redis >= 40);
 
       await killChild(redis);
       phase = 'redis down';
-      await until('the breaker to open', () => ts.service.breaker!.stats().transitions.open >= 1);
+      await waitFor('the breaker to open', () => ts.service.breaker!.stats().transitions.open >= 1);
       postgresAtOpen = locks().acquired.postgres;
-      await until(
+      await waitFor(
         'swaps under advisory locks while the breaker is open',
         () => locks().acquired.postgres >= postgresAtOpen + 20,
       );
 
+      breakerWhileDown = ts.service.breaker!.stats();
       await startRedis(port);
       redisAtRestart = locks().acquired.redis;
       phase = 'redis back';
-      await until(
+      await waitFor(
         'the breaker to close and Redis locks to be granted again',
         () => ts.service.breaker!.state() === 'closed' && locks().acquired.redis > redisAtRestart,
       );
@@ -283,18 +232,17 @@ describe('Redis dies under load, with the advisory-lock fallback', () => {
       await load;
     }
   });
-  afterAll(async () => {
-    await fx?.close();
-    await ts?.close();
-  });
 
   it('opens the breaker, falls back to advisory locks, and closes again once Redis is back', () => {
     const breaker = ts.service.breaker!.stats();
     const locks = ts.service.locks.stats();
     expect(breaker.transitions.open).toBeGreaterThanOrEqual(1);
-    expect(statesSeen).toContain('open');
-    expect(statesSeen).toContain('half_open');
-    expect(statesSeen.at(-1)).toBe('closed');
+    // Opened while Redis was down, and had not closed by the time it came back.
+    expect(breakerWhileDown.transitions.open).toBeGreaterThanOrEqual(1);
+    expect(breakerWhileDown.state).not.toBe('closed');
+    // Then through half-open (a trial call) to closed, and closed is where it ended.
+    expect(breaker.transitions.half_open).toBeGreaterThanOrEqual(1);
+    expect(breaker.transitions.closed).toBeGreaterThan(breakerWhileDown.transitions.closed);
     expect(breaker.state).toBe('closed');
     expect(locks.fallbacks).toBeGreaterThan(0);
     expect(locks.acquired.postgres).toBeGreaterThan(postgresAtOpen);
@@ -377,17 +325,16 @@ describe('Redis dies under load, with the advisory-lock fallback', () => {
 describe('Redis dies with LOCK_FALLBACK=fail', () => {
   let ts: TestService;
   let fx: ScheduleFixture;
+  let port: number;
   let redis: RedisChild;
   beforeAll(async () => {
-    const port = await freePort();
+    port = await freePort();
     redis = await startRedis(port);
-    ts = await startTestService(serviceEnv(port, { LOCK_FALLBACK: 'fail' }));
-    fx = await ScheduleFixture.connect(ts.db.url);
   });
-  afterAll(async () => {
-    await fx?.close();
-    await ts?.close();
-  });
+  useTestService(
+    (started) => ({ ts, fx } = started),
+    () => serviceEnv(port, { LOCK_FALLBACK: 'fail' }),
+  );
 
   it('refuses swaps UNAVAILABLE with LOCK_SERVICE_UNAVAILABLE and a RetryInfo, writing nothing', async () => {
     const [pair] = await makePairs(fx, 1);
@@ -404,7 +351,7 @@ describe('Redis dies with LOCK_FALLBACK=fail', () => {
     };
 
     const refused: Outcome[] = [];
-    await until('the breaker to open', async () => {
+    await waitFor('the breaker to open', async () => {
       refused.push(await outcomeOf(ts.api.executeSwap(nextSwap(pair!))));
       return ts.service.breaker!.state() === 'open';
     });

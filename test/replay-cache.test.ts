@@ -3,28 +3,26 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { SwapType } from '../src/generated/swap/v1/swap';
 import { TEST_REDIS_URL } from './support/redis-url';
-import { ScheduleFixture } from './support/schedule-fixture';
-import { startTestService, type TestService } from './support/test-service';
+import type { ScheduleFixture } from './support/schedule-fixture';
+import { type TestService, useTestService } from './support/test-service';
 
 const PREFIX = `rc${randomUUID().slice(0, 8)}`;
 let ts: TestService;
 let fx: ScheduleFixture;
 let redis: Redis;
-beforeAll(async () => {
-  ts = await startTestService({
-    REDIS_URL: TEST_REDIS_URL,
-    LOCK_KEY_PREFIX: PREFIX,
-    IDEMPOTENCY_RETENTION_HOURS: '1',
-  });
-  fx = await ScheduleFixture.connect(ts.db.url);
+useTestService((started) => ({ ts, fx } = started), {
+  REDIS_URL: TEST_REDIS_URL,
+  LOCK_KEY_PREFIX: PREFIX,
+  IDEMPOTENCY_RETENTION_HOURS: '1',
+});
+beforeAll(() => {
   redis = new Redis(TEST_REDIS_URL);
 });
+// Runs before useTestService's afterAll: hooks after the tests run in reverse order.
 afterAll(async () => {
   const keys = await redis?.keys(`{${PREFIX}}:*`);
   if (keys?.length) await redis.del(...keys);
   redis?.disconnect();
-  await fx?.close();
-  await ts?.close();
 });
 
 it('caches a committed answer for no longer than its key lives in PostgreSQL', async () => {

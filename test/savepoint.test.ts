@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createOrm } from '../src/db/orm';
+import { createServiceTelemetry } from '../src/observability/service-telemetry';
 import { TransactionRunner } from '../src/db/transaction-runner';
 import { budgetOf } from '../src/domain/call-budget';
 import { Person } from '../src/schedule/person.entity';
@@ -13,12 +14,16 @@ let runner: TransactionRunner;
 beforeAll(async () => {
   db = await createTestDatabase();
   orm = await createOrm({ clientUrl: db.url, poolMax: 2 });
-  runner = new TransactionRunner(orm, {
-    maxAttempts: 2,
-    backoffBaseMs: 1,
-    backoffMaxMs: 5,
-    timeoutCeilingMs: 5_000,
-  });
+  runner = new TransactionRunner(
+    orm,
+    {
+      maxAttempts: 2,
+      backoffBaseMs: 1,
+      backoffMaxMs: 5,
+      timeoutCeilingMs: 5_000,
+    },
+    createServiceTelemetry(),
+  );
 });
 afterAll(async () => {
   await orm?.close();
@@ -47,7 +52,7 @@ async function nameOf(id: string): Promise<{ name: string; version: number }> {
 
 it('discards a failed savepoint’s change to an entity the outer work had loaded', async () => {
   const id = await newFaculty('Before');
-  await runner.run(budgetOf(5_000), async (em) => {
+  await runner.transactionally(budgetOf(5_000), async (em) => {
     await em.findOneOrFail(Person, id);
     await runner
       .savepoint(em, async (inner) => {
@@ -61,7 +66,7 @@ it('discards a failed savepoint’s change to an entity the outer work had loade
 
 it('lets the outer work change a row after a savepoint that wrote it was rolled back', async () => {
   const id = await newFaculty('Before');
-  await runner.run(budgetOf(5_000), async (em) => {
+  await runner.transactionally(budgetOf(5_000), async (em) => {
     const outer = await em.findOneOrFail(Person, id);
     await runner
       .savepoint(em, async (inner) => {

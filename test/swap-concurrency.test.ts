@@ -1,13 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import type pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { addDays } from '../src/domain/calendar';
 import type { TransactionStats } from '../src/db/transaction-stats';
-import { type Swap, SwapStatus, SwapType } from '../src/generated/swap/v1/swap';
-import { ScheduleFixture } from './support/schedule-fixture';
+import { SwapStatus, SwapType } from '../src/generated/swap/v1/swap';
+import { seededRandom } from '../src/dev/seeded-random';
+import { outcomeOf, tally } from './support/grpc-outcomes';
+import type { ScheduleFixture } from './support/schedule-fixture';
 import { connect, truncateAll } from './support/sql-fixtures';
-import { errorDetails, startTestService, type TestService } from './support/test-service';
+import { type TestService, useTestService } from './support/test-service';
 
 /**
  * Races real gRPC calls against one real service and database. Nothing here
@@ -18,16 +20,11 @@ import { errorDetails, startTestService, type TestService } from './support/test
 let ts: TestService;
 let fx: ScheduleFixture;
 let admin: pg.Client;
+useTestService((started) => ({ ts, fx } = started));
 beforeAll(async () => {
-  ts = await startTestService();
-  fx = await ScheduleFixture.connect(ts.db.url);
   admin = await connect(ts.db.url);
 });
-afterAll(async () => {
-  await admin?.end();
-  await fx?.close();
-  await ts?.close();
-});
+afterAll(() => admin?.end());
 beforeEach(async () => {
   await truncateAll(admin);
 });
@@ -39,37 +36,6 @@ const deadline = () => ({ deadline: new Date(Date.now() + GENEROUS_DEADLINE_MS) 
 
 /** Weeks well after the service's TODAY (2030-01-07), so no SHORT_NOTICE or PAST_WEEK. */
 const WEEK = '2030-02-11';
-
-type Outcome =
-  | { ok: true; swap: Swap }
-  | { ok: false; code: status; codeName: string; reason: string; message: string };
-
-async function outcomeOf(call: Promise<{ swap?: Swap | undefined }>): Promise<Outcome> {
-  try {
-    const { swap } = await call;
-    if (!swap) throw new Error('an OK response without a swap');
-    return { ok: true, swap };
-  } catch (error) {
-    const e = error as ServiceError;
-    if (typeof e.code !== 'number') throw error;
-    return {
-      ok: false,
-      code: e.code,
-      codeName: status[e.code] ?? String(e.code),
-      reason: errorDetails(e).reason,
-      message: e.details,
-    };
-  }
-}
-
-function tally(outcomes: readonly Outcome[]): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const o of outcomes) {
-    const key = o.ok ? 'OK' : `${o.codeName}/${o.reason}`;
-    counts[key] = (counts[key] ?? 0) + 1;
-  }
-  return counts;
-}
 
 function retriesSince(before: TransactionStats): Record<string, number> {
   const after = ts.service.transactions.stats();
@@ -236,18 +202,6 @@ describe('10 RollbackSwap calls racing for one executed swap', () => {
   });
 });
 
-/** mulberry32: a small seeded PRNG, so a failing mix can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface Row {
   id: string;
   person_id: string;
@@ -334,7 +288,7 @@ describe('50 random swaps racing over 8 faculty and 6 weeks', () => {
 
   it('ends every call in OK or a business refusal, and leaves a consistent schedule', async () => {
     const faculty = await buildProgram();
-    const random = prng(SEED);
+    const random = seededRandom(SEED);
     const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
     const requests = Array.from({ length: 50 }, () => {
       const source = pick(faculty);

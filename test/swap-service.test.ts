@@ -1,20 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SwapStatus, SwapType } from '../src/generated/swap/v1/swap';
-import { ScheduleFixture } from './support/schedule-fixture';
-import { errorDetails, startTestService, type TestService } from './support/test-service';
+import type { ScheduleFixture } from './support/schedule-fixture';
+import { errorDetails, type TestService, useTestService } from './support/test-service';
 
 let ts: TestService;
 let fx: ScheduleFixture;
-beforeAll(async () => {
-  ts = await startTestService();
-  fx = await ScheduleFixture.connect(ts.db.url);
-});
-afterAll(async () => {
-  await fx?.close();
-  await ts?.close();
-});
+useTestService((started) => ({ ts, fx } = started));
 
 const W1 = '2030-02-04';
 const W2 = '2030-02-18';

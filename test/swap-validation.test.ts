@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { addDays } from '../src/domain/calendar';
 import {
   type ExecuteSwapRequest,
@@ -9,8 +9,9 @@ import {
   SwapType,
   type Violation,
 } from '../src/generated/swap/v1/swap';
-import { ScheduleFixture } from './support/schedule-fixture';
-import { errorDetails, startTestService, TODAY, type TestService } from './support/test-service';
+import { failure } from './support/grpc-outcomes';
+import type { ScheduleFixture } from './support/schedule-fixture';
+import { errorDetails, type TestService, TODAY, useTestService } from './support/test-service';
 
 /**
  * Every swap rule through the real gRPC client: for each, a swap that passes
@@ -20,14 +21,7 @@ import { errorDetails, startTestService, TODAY, type TestService } from './suppo
 
 let ts: TestService;
 let fx: ScheduleFixture;
-beforeAll(async () => {
-  ts = await startTestService();
-  fx = await ScheduleFixture.connect(ts.db.url);
-});
-afterAll(async () => {
-  await fx?.close();
-  await ts?.close();
-});
+useTestService((started) => ({ ts, fx } = started));
 
 // The tests share one database, and blocks are shared by date: each test takes
 // weeks of its own so that no roster (and so no supervision count) overlaps.
@@ -86,15 +80,6 @@ async function dbState() {
     `select (select count(*)::int from swap_record) as swaps, (select count(*)::int from faculty_week) as "facultyWeeks"`,
   );
   return { rows: await fx.snapshot(), ...counts.rows[0]! };
-}
-
-async function failure(call: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await call;
-  } catch (error) {
-    return error as ServiceError;
-  }
-  throw new Error('expected the call to fail');
 }
 
 /** ValidateSwap, checking that it wrote nothing. */

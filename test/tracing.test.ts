@@ -16,7 +16,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SwapServiceClient, SwapType } from '../src/generated/swap/v1/swap';
+import { SwapServiceClient } from '../src/generated/swap/v1/swap';
 import {
   KIND_SERVER,
   type OtlpReceiver,
@@ -25,9 +25,11 @@ import {
   startOtlpReceiver,
 } from './support/otlp-receiver';
 import { deadlockWith, type Settled } from './support/provoke-deadlock';
+import { TEST_REDIS_URL } from './support/redis-url';
 import { ScheduleFixture } from './support/schedule-fixture';
 import { type ServiceProcess, startServiceProcess } from './support/service-process';
 import { connect } from './support/sql-fixtures';
+import { fmitSwapPair } from './support/swap-pair';
 import { createTestDatabase, type TestDatabase } from './support/test-database';
 import { type CallOptions, errorDetails, swapApi, type SwapApi } from './support/test-service';
 
@@ -68,7 +70,7 @@ beforeAll(async () => {
   receiver = await startOtlpReceiver();
   service = await startServiceProcess({
     DATABASE_URL: db.url,
-    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    REDIS_URL: TEST_REDIS_URL,
     LOCK_KEY_PREFIX: `tr${db.name.slice(-10)}`,
     OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
     OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
@@ -126,29 +128,17 @@ function codeOf(result: Settled<unknown>): string {
   return `${status[error.code] ?? String(error.code)}: ${error.details}`;
 }
 
-/** Two faculty, each holding an FMIT week, and what an ExecuteSwap between them needs. */
+/**
+ * Two faculty, each holding an FMIT week, with names of their own (to look
+ * for in span attributes), and what an ExecuteSwap between them needs.
+ */
 async function swapPair(label: string) {
-  const sourceName = `Dr Source ${label} ${randomUUID().slice(0, 6)}`;
-  const targetName = `Dr Target ${label} ${randomUUID().slice(0, 6)}`;
-  const source = await fx.faculty('core', sourceName);
-  const target = await fx.faculty('core', targetName);
-  const sourceAssignments = await fx.assignWeek(source, W1);
-  await fx.assignWeek(target, W2);
-  return {
-    source,
-    target,
-    names: [sourceName, targetName],
-    sourceAssignments,
-    request: (requestId = randomUUID()) => ({
-      sourceFacultyId: source,
-      sourceWeek: W1,
-      targetFacultyId: target,
-      targetWeek: W2,
-      swapType: SwapType.SWAP_TYPE_ONE_TO_ONE,
-      reason: 'tracing',
-      requestId,
-    }),
-  };
+  const names: [string, string] = [
+    `Dr Source ${label} ${randomUUID().slice(0, 6)}`,
+    `Dr Target ${label} ${randomUUID().slice(0, 6)}`,
+  ];
+  const pair = await fmitSwapPair(fx, { sourceWeek: W1, targetWeek: W2, reason: 'tracing', names });
+  return { ...pair, names };
 }
 
 function byId(spans: ReceivedSpan[]): Map<string, ReceivedSpan> {

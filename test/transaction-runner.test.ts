@@ -5,6 +5,7 @@ import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { createOrm } from '../src/db/orm';
+import { createServiceTelemetry } from '../src/observability/service-telemetry';
 import {
   TransactionRunner,
   retryReasonOf,
@@ -67,7 +68,7 @@ beforeEach(async () => {
 });
 
 function runnerWith(overrides: Partial<TransactionSettings> = {}): TransactionRunner {
-  return new TransactionRunner(orm, { ...SETTINGS, ...overrides });
+  return new TransactionRunner(orm, { ...SETTINGS, ...overrides }, createServiceTelemetry());
 }
 
 function newFaculty(em: EntityManager, name: string): Person {
@@ -164,7 +165,7 @@ describe('TransactionRunner against PostgreSQL', () => {
     const bothHoldTheirFirstLock = barrier(2);
 
     const lockInOrder = (first: string, second: string) =>
-      runner.run(budgetOf(GENEROUS_BUDGET_MS), async (em, attempt) => {
+      runner.transactionally(budgetOf(GENEROUS_BUDGET_MS), async (em, attempt) => {
         await em.execute('select id from person where id = ? for update', [first]);
         await bothHoldTheirFirstLock.arrive();
         await em.execute('select id from person where id = ? for update', [second]);
@@ -195,7 +196,7 @@ describe('TransactionRunner against PostgreSQL', () => {
     // Each takes the night's call only if nobody has it yet. Under READ
     // COMMITTED both would see zero and both would insert.
     const takeCallIfFree = (personId: string) =>
-      runner.run(
+      runner.transactionally(
         budgetOf(GENEROUS_BUDGET_MS),
         async (em) => {
           const [row] = await em.execute<{ taken: number }[]>(
@@ -229,7 +230,7 @@ describe('TransactionRunner against PostgreSQL', () => {
     let attempts = 0;
 
     const error: unknown = await runner
-      .run(budgetOf(GENEROUS_BUDGET_MS), async (em) => {
+      .transactionally(budgetOf(GENEROUS_BUDGET_MS), async (em) => {
         attempts++;
         const person = await em.findOneOrFail(Person, id);
         // Another session commits a new version between our read and our write.
@@ -259,7 +260,7 @@ describe('TransactionRunner against PostgreSQL', () => {
       const id = await insertFaculty(observer, 'Dr Locked');
       const holder = await holdRowLock(id);
 
-      const run = runner.run(budgetOf(400), async (em) => {
+      const run = runner.transactionally(budgetOf(400), async (em) => {
         await insertRaw(em, 'Dr Written Before Waiting');
         em.persist(newFaculty(em, 'Dr Persisted Before Waiting'));
         await em.flush();
@@ -279,7 +280,7 @@ describe('TransactionRunner against PostgreSQL', () => {
     const lockTaken = gate();
     const finish = gate();
 
-    const run = runner.run(budgetOf(GENEROUS_BUDGET_MS), async (em) => {
+    const run = runner.transactionally(budgetOf(GENEROUS_BUDGET_MS), async (em) => {
       const person = await em.findOneOrFail(Person, id, { lockMode: LockMode.PESSIMISTIC_WRITE });
       person.name = 'Dr After';
       lockTaken.open();
@@ -322,7 +323,7 @@ describe('TransactionRunner against PostgreSQL', () => {
     const existing = await insertFaculty(observer, 'Dr Existing');
     const innerFailure = new Error('inner step failed');
 
-    const caught = await runner.run(budgetOf(GENEROUS_BUDGET_MS), async (em) => {
+    const caught = await runner.transactionally(budgetOf(GENEROUS_BUDGET_MS), async (em) => {
       // Outer changes, deliberately left unflushed when the savepoint opens.
       const person = await em.findOneOrFail(Person, existing);
       person.name = 'Dr Existing Renamed';
@@ -390,7 +391,7 @@ describe('TransactionRunner against PostgreSQL', () => {
       for (let round = 0; round < 3; round++) {
         const outcomes = await Promise.allSettled(
           Object.entries(failures).map(([kind, work]) =>
-            runner.run(budgetOf(budgets[kind as keyof typeof budgets]), work),
+            runner.transactionally(budgetOf(budgets[kind as keyof typeof budgets]), work),
           ),
         );
         const [domain, exhausted, deadline, syntax] = outcomes.map((o) =>
@@ -431,7 +432,7 @@ describe('TransactionRunner against PostgreSQL', () => {
     let attempts = 0;
 
     await expect(
-      runner.run(budgetOf(GENEROUS_BUDGET_MS), async (em) => {
+      runner.transactionally(budgetOf(GENEROUS_BUDGET_MS), async (em) => {
         attempts++;
         em.persist(newFaculty(em, 'Dr Refused'));
         await em.flush();
@@ -453,7 +454,7 @@ describe('TransactionRunner against PostgreSQL', () => {
     const lockLost = new ConcurrencyConflictError('LOCK_LOST', 'the faculty-week lock was lost', 0);
 
     await expect(
-      runner.run(budgetOf(GENEROUS_BUDGET_MS, controller.signal), async (em) => {
+      runner.transactionally(budgetOf(GENEROUS_BUDGET_MS, controller.signal), async (em) => {
         await insertRaw(em, 'Dr Flushed');
         em.persist(newFaculty(em, 'Dr Pending'));
         controller.abort(lockLost);

@@ -1,20 +1,19 @@
-import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
-import path from 'node:path';
-import type { Readable } from 'node:stream';
-import { credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import v8 from 'node:v8';
+import { credentials, status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addDays } from '../src/domain/calendar';
 import {
   ExecuteSwapRequest,
-  ExecuteSwapResponse,
+  type ExecuteSwapResponse,
   SwapServiceClient,
   SwapType,
 } from '../src/generated/swap/v1/swap';
+import { seededRandom } from '../src/dev/seeded-random';
 import { TEST_REDIS_URL } from './support/redis-url';
+import { executeSwapAnswer } from './support/replay-aware-calls';
 import { ScheduleFixture } from './support/schedule-fixture';
-import { waitFor } from './support/sql-fixtures';
+import { type ServiceProcess, startServiceProcess } from './support/service-process';
 import { createTestDatabase, type TestDatabase } from './support/test-database';
 import { errorDetails } from './support/test-service';
 
@@ -26,8 +25,6 @@ import { errorDetails } from './support/test-service';
  * swap records say happened to it, and every request must have run at most once.
  */
 
-const REPO_ROOT = path.resolve(__dirname, '..');
-const REPLAYED_HEADER = 'idempotent-replayed';
 const FACULTY = 10;
 const WEEKS = 6;
 /** The first three weeks only see same-week exchanges, which are always valid. */
@@ -38,114 +35,29 @@ const CROSS_SINGLES = 40;
 const GENEROUS_DEADLINE_MS = 120_000;
 
 // ---------------------------------------------------------------------------
-// Service processes.
-
-interface LogLine {
-  level: string;
-  msg: string;
-  [field: string]: unknown;
-}
-
-interface ServiceProcess {
-  child: ChildProcessByStdio<null, Readable, Readable>;
-  logs: LogLine[];
-  stderr: () => string;
-  exited: Promise<unknown>;
-}
-
-function startServiceProcess(env: Record<string, string>): ServiceProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const logs: LogLine[] = [];
-  let pending = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    pending += chunk;
-    const lines = pending.split('\n');
-    pending = lines.pop()!;
-    for (const line of lines) {
-      try {
-        logs.push(JSON.parse(line) as LogLine);
-      } catch {
-        logs.push({ level: 'raw', msg: line });
-      }
-    }
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  return { child, logs, stderr: () => stderr, exited };
-}
-
-async function serving(service: ServiceProcess): Promise<void> {
-  await waitFor('the service to start serving', () => {
-    if (service.logs.some((l) => l.msg === 'serving gRPC')) return true;
-    if (service.child.exitCode !== null || service.child.signalCode !== null)
-      throw new Error(`the service exited at start-up; stderr:\n${service.stderr()}`);
-    return false;
-  });
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-// ---------------------------------------------------------------------------
 // Calls.
 
 type Outcome =
   | { ok: true; response: ExecuteSwapResponse; replayed: boolean }
   | { ok: false; code: string; violations: string[]; message: string };
 
-function executeSwap(client: SwapServiceClient, request: ExecuteSwapRequest): Promise<Outcome> {
-  const deadline = new Date(Date.now() + GENEROUS_DEADLINE_MS);
-  return new Promise((resolve) => {
-    let replayed = false;
-    const call = client.executeSwap(
-      request,
-      new Metadata(),
-      { deadline },
-      (error: ServiceError | null, response) =>
-        resolve(
-          error
-            ? {
-                ok: false,
-                code: status[error.code] ?? String(error.code),
-                violations: errorDetails(error).violations,
-                message: error.details,
-              }
-            : { ok: true, response, replayed },
-        ),
-    );
-    call.on('metadata', (headers: Metadata) => {
-      replayed = headers.get(REPLAYED_HEADER)[0] === 'true';
-    });
-  });
+async function executeSwap(
+  client: SwapServiceClient,
+  request: ExecuteSwapRequest,
+): Promise<Outcome> {
+  const answer = await executeSwapAnswer(client, request, { deadlineMs: GENEROUS_DEADLINE_MS });
+  if (answer.ok) return { ok: true, response: answer.response, replayed: answer.replayed };
+  const { error } = answer;
+  return {
+    ok: false,
+    code: status[error.code] ?? String(error.code),
+    violations: errorDetails(error).violations,
+    message: error.details,
+  };
 }
 
 function describeOutcome(o: Outcome): string {
   return o.ok ? 'OK' : `${o.code}/${[...new Set(o.violations)].sort().join('+')}`;
-}
-
-/** A small seeded generator, so a failing workload can be run again as it was. */
-function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 // ---------------------------------------------------------------------------
@@ -162,8 +74,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const client of clients) client.close();
   // Even when an assertion failed midway, no child outlives the file.
-  for (const { child } of services)
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const service of services) service.kill('SIGKILL');
   await Promise.all(services.map((s) => s.exited));
   await fx?.close();
   await db?.drop();
@@ -176,7 +87,7 @@ describe('two service processes sharing one database and one Redis', () => {
     async () => {
       // TEST_SEED replays a workload that failed; the seed is in every failure message.
       const seed = Number(process.env.TEST_SEED ?? Date.now() % 1_000_000);
-      const random = seeded(seed);
+      const random = seededRandom(seed);
       const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
       const f = fx!;
 
@@ -274,29 +185,19 @@ describe('two service processes sharing one database and one Redis', () => {
 
       // Both replicas contend on the same Redis lock keys.
       const lockKeyPrefix = `tp${randomUUID().slice(0, 8)}`;
-      const ports: number[] = [];
       for (let i = 0; i < 2; i++) {
-        const port = await freePort();
-        ports.push(port);
+        // One after the other, so their start-up migrations do not race.
         services.push(
-          startServiceProcess({
+          await startServiceProcess({
             DATABASE_URL: db!.url,
-            GRPC_HOST: '127.0.0.1',
-            GRPC_PORT: String(port),
-            NODE_ENV: 'test',
-            LOG_LEVEL: 'info',
-            SEED_DEMO: 'false',
-            METRICS_PORT: '0',
             REDIS_URL: TEST_REDIS_URL,
             LOCK_KEY_PREFIX: lockKeyPrefix,
             // Calls queue behind each other; waiting is fine, giving up would blur the verdict.
             LOCK_WAIT_MS: '60000',
           }),
         );
-        // One after the other, so their start-up migrations do not race.
-        await serving(services[i]!);
       }
-      for (const port of ports) {
+      for (const { port } of services) {
         clients.push(
           new SwapServiceClient(`127.0.0.1:${port}`, credentials.createInsecure(), {
             'grpc.use_local_subchannel_pool': 1,
@@ -367,7 +268,8 @@ describe('two service processes sharing one database and one Redis', () => {
       );
       expect(keys.rows.map((k) => k.scope).every((s) => s === 'anonymous:ExecuteSwap')).toBe(true);
       expect(
-        new Set(keys.rows.map((k) => ExecuteSwapResponse.decode(k.response).swap!.id)),
+        // The stored answer is the use case's result, structured-clone serialized.
+        new Set(keys.rows.map((k) => (v8.deserialize(k.response) as { id: string }).id)),
         context,
       ).toEqual(okSwapIds);
       expect(keys.rows).toHaveLength(okRequests);

@@ -5,7 +5,6 @@ export const CONFLICT_TYPES = [
   'BACK_TO_BACK',
   'EXCESSIVE_ALTERNATING',
   'CALL_CASCADE',
-  'EXTERNAL_COMMITMENT',
 ] as const;
 export type ConflictTypeName = (typeof CONFLICT_TYPES)[number];
 export type ConflictSeverityName = 'CRITICAL' | 'WARNING' | 'INFO';

@@ -1,5 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { sqlArray } from '../db/sql-array';
+import { addDays } from '../domain/calendar';
+import type { ScheduleChange } from '../write-path/write-context';
 import { ConflictAlert } from './conflict-alert.entity';
 
 export interface DetectionSettings {
@@ -15,7 +17,7 @@ export interface DetectionSettings {
 // Parameters, in order: first week, last week, back-to-back days, alternation
 // window (days), max alternations, causing swap id, faculty filter (null: all),
 // first week, last week.
-export const DETECT_SQL = `
+const DETECT_SQL = `
 with params as (
   select ?::date as first_week, ?::date as last_week, ?::int as b2b_days,
          ?::int as window_days, ?::int as max_alternations, ?::uuid as swap_id,
@@ -90,8 +92,9 @@ returning id`;
 
 /**
  * Scans the schedule for conflicts and raises the alerts that are not already
- * open. It runs inside the caller's transaction: on its own for
- * DetectConflicts, and inside every swap and rollback for the weeks they touched.
+ * open. It runs inside the caller's transaction: for DetectConflicts, and, as
+ * the schedule-change hook, inside every swap and rollback for the weeks they
+ * touched.
  */
 export class ConflictDetector {
   constructor(private readonly settings: DetectionSettings) {}
@@ -123,5 +126,17 @@ export class ConflictDetector {
       { id: { $in: created.map((c) => c.id) } },
       { orderBy: { weekStart: 'asc', id: 'asc' } },
     );
+  }
+
+  /**
+   * The schedule-change hook: detection for the weeks a swap touched and their
+   * neighbours (back-to-back FMIT spans two weeks), for the faculty involved.
+   */
+  async afterScheduleChange(em: EntityManager, change: ScheduleChange): Promise<void> {
+    const weeks = [...change.weeks].sort();
+    await this.detect(em, addDays(weeks[0]!, -7), addDays(weeks[weeks.length - 1]!, 7), {
+      causedBySwap: change.swapId,
+      faculty: change.facultyIds,
+    });
   }
 }

@@ -1,5 +1,5 @@
 import type { FilterQuery } from '@mikro-orm/core';
-import type { CallBudget } from '../domain/call-budget';
+import type { CallContext } from '../domain/call-context';
 import { InvalidArgumentError, NotFoundError } from '../domain/errors';
 import { isUuid } from '../domain/ids';
 import type { TransactionRunner } from '../db/transaction-runner';
@@ -23,9 +23,9 @@ export interface ConflictFilter {
 export class ConflictQueries {
   constructor(private readonly transactions: TransactionRunner) {}
 
-  async get(conflictId: string, budget: CallBudget): Promise<ConflictAlert> {
-    const alert = await this.transactions.run(
-      budget,
+  async get(conflictId: string, call: CallContext): Promise<ConflictAlert> {
+    const alert = await this.transactions.transactionally(
+      call.budget,
       (em) => em.findOne(ConflictAlert, conflictId),
       { readOnly: true },
     );
@@ -40,7 +40,7 @@ export class ConflictQueries {
     filter: ConflictFilter,
     pageSize: number,
     pageToken: string,
-    budget: CallBudget,
+    call: CallContext,
   ): Promise<{ conflicts: ConflictAlert[]; nextPageToken: string }> {
     const where: FilterQuery<ConflictAlert>[] = [];
     if (filter.facultyId) where.push({ facultyId: filter.facultyId });
@@ -59,8 +59,8 @@ export class ConflictQueries {
         ],
       });
     }
-    const rows = await this.transactions.run(
-      budget,
+    const rows = await this.transactions.transactionally(
+      call.budget,
       (em) =>
         em.find(ConflictAlert, where.length ? { $and: where } : {}, {
           orderBy: [{ weekStart: 'asc' }, { id: 'asc' }],

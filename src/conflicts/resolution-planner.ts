@@ -1,11 +1,11 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { addDays, isoDateOf } from '../domain/calendar';
+import { addDays } from '../domain/calendar';
 import { isUuid } from '../domain/ids';
 import type { Clock } from '../domain/clock';
 import type { RuleViolation } from '../domain/errors';
 import { readScheduleFacts } from '../swaps/schedule-facts-reader';
 import type { SwapCommand } from '../swaps/swap-command';
-import { judgeSwap } from '../swaps/swap-rules';
+import { judgeSwap, ruleContextAt } from '../swaps/swap-rules';
 import type { ConflictAlert, ResolutionStrategyName } from './conflict-alert.entity';
 
 export type RiskName = 'LOW' | 'MEDIUM' | 'HIGH';
@@ -68,7 +68,7 @@ export class ResolutionPlanner {
     const options: ResolutionOption[] = [];
     if (alert.type === 'CALL_CASCADE') {
       options.push(await this.callReassignment(em, alert));
-    } else if (alert.type !== 'EXTERNAL_COMMITMENT') {
+    } else {
       options.push(...(await this.swapOptions(em, alert)));
     }
     options.push(...humanOptions(alert));
@@ -90,8 +90,7 @@ export class ResolutionPlanner {
       strategy === 'SWAP_ASSIGNMENTS' &&
       detail &&
       isUuid(detail) &&
-      alert.type !== 'CALL_CASCADE' &&
-      alert.type !== 'EXTERNAL_COMMITMENT'
+      alert.type !== 'CALL_CASCADE'
     ) {
       const [candidate] = await em.execute<{ id: string }[]>(CANDIDATE_SQL, [
         detail,
@@ -127,7 +126,7 @@ export class ResolutionPlanner {
       swapType: 'ABSORB',
       reason: `resolves conflict ${alert.id} (${alert.type})`,
     };
-    const context = { today: isoDateOf(this.clock.now()), shortNoticeDays: this.shortNoticeDays };
+    const context = ruleContextAt(this.clock, this.shortNoticeDays);
     const verdict = judgeSwap(swap, await readScheduleFacts(em, swap), context);
     const passed = verdict.errors.length === 0;
     return {

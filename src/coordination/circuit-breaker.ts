@@ -1,5 +1,6 @@
 import CircuitBreakerImpl from 'opossum';
 import type { Logger } from 'pino';
+import { BreakerOpenError } from '../domain/errors';
 
 export type BreakerState = 'closed' | 'open' | 'half_open';
 
@@ -22,11 +23,6 @@ export interface BreakerOptions {
   log: Logger;
 }
 
-/** Thrown instead of calling the dependency while the breaker is open. */
-export class BreakerOpenError extends Error {
-  override name = 'BreakerOpenError';
-}
-
 /**
  * A circuit breaker (opossum underneath): after repeated failures it opens for
  * a cool-down, then half-opens to let one trial call decide. Every state change
@@ -39,7 +35,6 @@ export class CircuitBreaker {
     transitions: { closed: 0, open: 0, half_open: 0 },
     rejected: 0,
   };
-  private readonly listeners = new Set<(state: BreakerState) => void>();
 
   constructor(private readonly options: BreakerOptions) {
     this.breaker = new CircuitBreakerImpl((action: () => Promise<unknown>) => action(), {
@@ -62,15 +57,13 @@ export class CircuitBreaker {
     this.breaker.on('reject', () => this.counts.rejected++);
   }
 
-  /** Runs `action` through the breaker; throws BreakerOpenError while open. */
-  async run<T>(action: () => Promise<T>): Promise<T> {
+  /** Calls `action` unless the breaker is open; then throws BreakerOpenError without calling it. */
+  async protect<T>(action: () => Promise<T>): Promise<T> {
     try {
       return (await this.breaker.fire(action)) as T;
     } catch (error) {
       if ((error as { code?: unknown }).code === 'EOPENBREAKER') {
-        throw new BreakerOpenError(`${this.options.name} circuit breaker is open`, {
-          cause: error,
-        });
+        throw new BreakerOpenError(this.options.name, this.options.cooldownMs, { cause: error });
       }
       throw error;
     }
@@ -82,11 +75,6 @@ export class CircuitBreaker {
 
   stats(): BreakerStats {
     return structuredClone(this.counts);
-  }
-
-  /** Calls `listener` on every state change (the metrics layer subscribes). */
-  onStateChange(listener: (state: BreakerState) => void): void {
-    this.listeners.add(listener);
   }
 
   /** Stops the breaker's timers. */
@@ -101,6 +89,5 @@ export class CircuitBreaker {
     if (state === 'open') this.options.log.warn(line, 'circuit breaker opened: falling back');
     else
       this.options.log.info(line, `circuit breaker ${state === 'closed' ? 'closed' : 'half-open'}`);
-    for (const listener of this.listeners) listener(state);
   }
 }

@@ -14,14 +14,14 @@ export interface IdempotencySettings {
   keyPrefix: string;
 }
 
-export const LOOKUP_SQL = `
+const LOOKUP_SQL = `
 select fingerprint, response from idempotency_record
 where scope = ? and request_id = ? and expires_at > now() and response is not null`;
 
 // Claims the key for this transaction. A live key of a committed call makes it
 // return nothing; a key claimed by a transaction still running makes it wait for
 // that transaction; an expired key is taken over as new.
-export const CLAIM_SQL = `
+const CLAIM_SQL = `
 insert into idempotency_record (scope, request_id, fingerprint, expires_at)
 values (?, ?, ?, now() + ?::interval)
 on conflict (scope, request_id) do update
@@ -30,7 +30,7 @@ on conflict (scope, request_id) do update
 returning 1 as claimed`;
 
 // Returns how long the key has left, by the database's clock, so the cache never outlives it.
-export const COMPLETE_SQL = `
+const COMPLETE_SQL = `
 update idempotency_record set response = ? where scope = ? and request_id = ?
 returning greatest(0, floor(extract(epoch from (expires_at - clock_timestamp())) * 1000))::float8 as "ttlMs"`;
 
@@ -114,7 +114,7 @@ export class IdempotencyStore {
     const { client, breaker } = this.cache;
     const value = JSON.stringify({ f: stored.fingerprint, r: stored.response.toString('base64') });
     await breaker
-      .run(() => client.set(this.cacheKey(scope, requestId), value, 'PX', Math.floor(ttlMs)))
+      .protect(() => client.set(this.cacheKey(scope, requestId), value, 'PX', Math.floor(ttlMs)))
       .catch((error: unknown) =>
         this.log.debug({ err: error }, 'could not cache an idempotent response'),
       );
@@ -124,7 +124,7 @@ export class IdempotencyStore {
     if (!this.cache) return undefined;
     const { client, breaker } = this.cache;
     try {
-      const value = await breaker.run(() => client.get(this.cacheKey(scope, requestId)));
+      const value = await breaker.protect(() => client.get(this.cacheKey(scope, requestId)));
       if (!value) return undefined;
       const parsed = JSON.parse(value) as { f: string; r: string };
       return { fingerprint: parsed.f, response: Buffer.from(parsed.r, 'base64') };

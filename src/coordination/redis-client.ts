@@ -1,6 +1,5 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
-import type { Config } from '../config';
 import type { LockRedisClient } from './redis-lock-scripts';
 
 // Fail fast while Redis is away: the circuit breaker, not a queue, decides what happens then.
@@ -12,14 +11,19 @@ const FAIL_FAST: RedisOptions = {
   retryStrategy: (attempt) => Math.min(100 * attempt, 2_000),
 };
 
+/** Where Redis is: one of a URL, Sentinels or Cluster nodes (see the REDIS_* variables). */
+export interface RedisSettings {
+  url: string | undefined;
+  sentinels: { host: string; port: number }[] | undefined;
+  sentinelName: string;
+  clusterNodes: { host: string; port: number }[] | undefined;
+}
+
 /**
  * The Redis client for the configured deployment (standalone, Sentinel or
  * Cluster), or undefined when none is configured.
  */
-export function createRedisClient(
-  config: Config['redis'],
-  log: Logger,
-): LockRedisClient | undefined {
+export function createRedisClient(config: RedisSettings, log: Logger): LockRedisClient | undefined {
   let client: LockRedisClient;
   if (config.clusterNodes) {
     client = new Cluster(config.clusterNodes, {

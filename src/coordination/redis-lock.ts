@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LockAcquireTimeoutError, LockLostError, LockNotHeldError } from './lock-errors';
+import { LockAcquireTimeoutError, LockLostError, LockNotHeldError } from '../domain/errors';
 import { type LockRedisClient, lockCommands } from './redis-lock-scripts';
 
 export interface RedisLockOptions {
@@ -22,6 +22,8 @@ export class RedisLease {
   private readonly controller = new AbortController();
   private readonly timer: NodeJS.Timeout;
   private released = false;
+  /** The extension under way, if any: release waits for it, so it cannot land afterwards. */
+  private extending: Promise<void> | undefined;
 
   constructor(
     private readonly lock: RedisLock,
@@ -35,9 +37,12 @@ export class RedisLease {
   ) {
     this.timer = setInterval(
       () => {
-        this.extend().catch((error: unknown) =>
-          this.lose(error instanceof LockLostError ? error.why : 'extension failed', error),
-        );
+        if (this.extending) return;
+        this.extending = this.extend()
+          .catch((error: unknown) =>
+            this.lose(error instanceof LockLostError ? error.why : 'extension failed', error),
+          )
+          .finally(() => (this.extending = undefined));
       },
       Math.max(1, Math.floor(ttlMs / 3)),
     );
@@ -66,12 +71,16 @@ export class RedisLease {
     if (this.released) return;
     this.released = true;
     clearInterval(this.timer);
+    // An extension that fails after the work is done says nothing about the
+    // work: let it finish first (lose() ignores it once released).
+    await this.extending;
     const count = await this.lock.releaseKeys(this.keys, this.owner);
     if (count !== this.keys.length) throw new LockNotHeldError(this.keys, count);
   }
 
   private lose(why: string, cause: unknown): void {
     clearInterval(this.timer);
+    if (this.released) return;
     if (!this.controller.signal.aborted)
       this.controller.abort(new LockLostError(this.keys, why, { cause }));
   }

@@ -4,16 +4,17 @@ import type { Logger } from 'pino';
 import { sqlArray } from '../db/sql-array';
 import { type CallBudget, remainingMs } from '../domain/call-budget';
 import {
+  BreakerOpenError,
   ConcurrencyConflictError,
   DeadlineExceededError,
+  LockAcquireTimeoutError,
+  LockNotHeldError,
   ServiceUnavailableError,
 } from '../domain/errors';
-import type { LockGuard } from '../domain/lock-guard';
 import { recordOutcome } from '../observability/span-status';
-import { createServiceTelemetry, type ServiceTelemetry } from '../observability/service-telemetry';
-import { fenceFacultyWeeks, type FacultyWeekKey } from '../schedule/faculty-week-locks';
-import { BreakerOpenError, type CircuitBreaker } from './circuit-breaker';
-import { LockAcquireTimeoutError, LockNotHeldError } from './lock-errors';
+import type { ServiceTelemetry } from '../observability/service-telemetry';
+import type { CircuitBreaker } from './circuit-breaker';
+import type { LockGuard } from './lock-guard';
 import type { RedisLease, RedisLock } from './redis-lock';
 
 export interface ScheduleLockSettings {
@@ -68,13 +69,8 @@ export class ScheduleLocks {
     private readonly redis: { lock: RedisLock; breaker: CircuitBreaker } | undefined,
     private readonly settings: ScheduleLockSettings,
     private readonly log: Logger,
-    private readonly telemetry: ServiceTelemetry = createServiceTelemetry(),
+    private readonly telemetry: ServiceTelemetry,
   ) {}
-
-  /** Which backend new calls will use. */
-  backend(): 'redis' | 'postgres' {
-    return this.redis && this.redis.breaker.state() !== 'open' ? 'redis' : 'postgres';
-  }
 
   /**
    * Runs `work` while holding locks on `names`; always releases them. The whole
@@ -151,7 +147,7 @@ export class ScheduleLocks {
     const started = performance.now();
     const waitUntil = Math.min(Date.now() + this.settings.waitMs, budget.deadline);
     try {
-      const lease = await breaker.run(() => lock.acquire(names, waitUntil, budget.signal));
+      const lease = await breaker.protect(() => lock.acquire(names, waitUntil, budget.signal));
       this.counters.acquired.redis++;
       emit({
         keys: names.length,
@@ -212,7 +208,7 @@ export class ScheduleLocks {
 
   private async release(lease: RedisLease): Promise<void> {
     try {
-      await this.redis!.breaker.run(() => lease.release());
+      await this.redis!.breaker.protect(() => lease.release());
     } catch (error) {
       // The work is already committed or rolled back; an unreleased key expires on its own.
       if (error instanceof LockNotHeldError) this.counters.releaseNotHeld++;
@@ -227,16 +223,9 @@ export class ScheduleLocks {
       fencingToken: lease.fencingToken,
       budget,
       enter: () => Promise.resolve(),
-      fence: async (em: EntityManager, weeks: readonly FacultyWeekKey[]) => {
-        const newer = await fenceFacultyWeeks(em, weeks, lease.fencingToken);
-        if (newer.length === 0) return;
-        // Redis handed out an old token (it lost its counter); never again below these.
-        for (const week of newer) lock.raiseFencingFloor(week.token);
-        throw new ConcurrencyConflictError(
-          'STALE_FENCING_TOKEN',
-          `a newer lock holder has written ${newer.map((w) => `${w.personId}/${w.week}`).join(', ')}; retry`,
-          0,
-        );
+      // Redis handed out an old token (it lost its counter); never again below these.
+      outrankedBy: (tokens) => {
+        for (const token of tokens) lock.raiseFencingFloor(token);
       },
     };
   }
@@ -260,7 +249,7 @@ export class ScheduleLocks {
         });
       },
       // Advisory locks are held by the transaction itself; nothing can outlive them.
-      fence: () => Promise.resolve(),
+      outrankedBy: () => undefined,
     };
   }
 

@@ -3,13 +3,15 @@ import { IsolationLevel, OptimisticLockError } from '@mikro-orm/core';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { type CallBudget, remainingMs } from '../domain/call-budget';
 import {
+  CallCancelledError,
   ConcurrencyConflictError,
   DeadlineExceededError,
   DomainError,
   ServiceUnavailableError,
+  StaleScheduleError,
 } from '../domain/errors';
 import { isFailure, recordOutcome } from '../observability/span-status';
-import { createServiceTelemetry, type ServiceTelemetry } from '../observability/service-telemetry';
+import type { ServiceTelemetry } from '../observability/service-telemetry';
 import { emptyTransactionStats, type TransactionStats } from './transaction-stats';
 
 /** Retry and timeout settings; see the TX_* variables in `config.ts`. */
@@ -35,7 +37,8 @@ export type UnitOfWork<T> = (em: EntityManager, attempt: number) => Promise<T>;
  * Keys are the labels used in stats and metrics.
  */
 export function retryReasonOf(error: unknown): string | undefined {
-  if (error instanceof OptimisticLockError) return 'optimistic_lock';
+  if (error instanceof OptimisticLockError || error instanceof StaleScheduleError)
+    return 'optimistic_lock';
   switch ((error as { code?: unknown } | null)?.code) {
     case '40001':
       return 'serialization_failure';
@@ -74,12 +77,12 @@ export class TransactionRunner {
   constructor(
     private readonly orm: MikroORM,
     private readonly settings: TransactionSettings,
-    private readonly telemetry: ServiceTelemetry = createServiceTelemetry(),
+    private readonly telemetry: ServiceTelemetry,
     private readonly random: () => number = Math.random,
   ) {}
 
-  /** Runs `work` until it commits, fails for good, or the budget is spent. */
-  async run<T>(
+  /** Runs `work` in a transaction until it commits, fails for good, or the budget is spent. */
+  async transactionally<T>(
     budget: CallBudget,
     work: UnitOfWork<T>,
     options: UnitOfWorkOptions = {},
@@ -287,13 +290,13 @@ export class TransactionRunner {
     return new DeadlineExceededError(message, {}, { cause });
   }
 
-  /** Why the budget's signal fired: the lock layer aborts with a domain error of its own. */
-  private abortedError(budget: CallBudget): Error {
+  /**
+   * Why the budget's signal fired: the transport aborts it with CallCancelledError
+   * when the caller cancels, the lock layer with LOCK_LOST when its lease is lost.
+   */
+  private abortedError(budget: CallBudget): DomainError {
     const reason: unknown = budget.signal.reason;
-    if (reason instanceof DomainError) return reason;
-    return new ConcurrencyConflictError('CONCURRENCY_CONFLICT', 'the call was abandoned', 0, {
-      cause: reason,
-    });
+    return reason instanceof DomainError ? reason : new CallCancelledError();
   }
 
   /** Exponential backoff with full jitter: uniform in [0, min(max, base·2^(attempt-1))]. */

@@ -15,6 +15,7 @@ export function parseIsoDate(value: string): Date | undefined {
   return toIsoDate(date) === value ? date : undefined;
 }
 
+/** The civil date of an instant, as the program sees it (UTC). */
 export function toIsoDate(date: Date): string {
   return date.toISOString().slice(0, 10);
 }
@@ -40,9 +41,4 @@ export function isMonday(isoDate: string): boolean {
 export function mondayOf(isoDate: string): string {
   const weekday = new Date(Date.parse(isoDate)).getUTCDay();
   return addDays(isoDate, -((weekday + 6) % 7));
-}
-
-/** The civil date of an instant, as the program sees it (UTC). */
-export function isoDateOf(instant: Date): string {
-  return toIsoDate(instant);
 }

@@ -1,7 +1,9 @@
 /**
- * The service's domain errors. Each has a stable reason code that callers can
- * branch on; `grpc/error-mapper.ts` is the one place that turns them into gRPC
- * statuses. Anything thrown that is not one of these is a bug and leaves as INTERNAL.
+ * Every error the service raises on purpose, in one place. Each has a stable
+ * reason code that callers can branch on; `grpc/error-boundary.ts` is the one
+ * place that turns them into gRPC statuses, by family (the classes directly
+ * below DomainError). Anything thrown that is not a DomainError is a bug and
+ * leaves as INTERNAL.
  */
 
 /** One broken rule, as reported by validation and by FAILED_PRECONDITION errors. */
@@ -23,6 +25,8 @@ export abstract class DomainError extends Error {
     this.metadata = metadata;
   }
 }
+
+// ── The request itself ─────────────────────────────────────────────────────
 
 /** A request field is missing or malformed. Maps to INVALID_ARGUMENT. */
 export class InvalidArgumentError extends DomainError {
@@ -48,6 +52,16 @@ export class NotFoundError extends DomainError {
   }
 }
 
+/** The caller gave up on the call (it cancelled it). Maps to CANCELLED. */
+export class CallCancelledError extends DomainError {
+  readonly reason = 'CANCELLED';
+  constructor() {
+    super('the caller cancelled the call');
+  }
+}
+
+// ── The schedule ───────────────────────────────────────────────────────────
+
 /**
  * The request is well-formed but the schedule does not allow it. Carries every
  * rule broken, not just the first; `reason` is the first one's code.
@@ -67,13 +81,18 @@ export class PreconditionFailedError extends DomainError {
   }
 }
 
+// ── Concurrency: retrying the whole call is likely to succeed ─────────────
+
+export type ConcurrencyReason =
+  'CONCURRENCY_CONFLICT' | 'LOCK_LOST' | 'LOCK_TIMEOUT' | 'STALE_FENCING_TOKEN';
+
 /**
  * A concurrent writer won and retrying the whole call is likely to succeed.
  * Maps to ABORTED with a retry delay.
  */
 export class ConcurrencyConflictError extends DomainError {
   constructor(
-    readonly reason: 'CONCURRENCY_CONFLICT' | 'LOCK_LOST' | 'LOCK_TIMEOUT' | 'STALE_FENCING_TOKEN',
+    readonly reason: ConcurrencyReason,
     message: string,
     readonly retryAfterMs: number,
     options?: ErrorOptions,
@@ -81,6 +100,60 @@ export class ConcurrencyConflictError extends DomainError {
     super(message, {}, options);
   }
 }
+
+/**
+ * A row changed between the moment a write read it and the moment it locked
+ * it. The transaction runner retries the unit of work on fresh data, as it
+ * does for a stale version; only when attempts run out does a caller see it,
+ * as CONCURRENCY_CONFLICT.
+ */
+export class StaleScheduleError extends ConcurrencyConflictError {
+  constructor(table: string, id: string) {
+    super('CONCURRENCY_CONFLICT', `${table} ${id} changed after it was read`, 0);
+  }
+}
+
+/** The distributed lock could not be had within the wait budget: others hold it. */
+export class LockAcquireTimeoutError extends ConcurrencyConflictError {
+  constructor(
+    readonly keys: readonly string[],
+    readonly attempts: number,
+    readonly waitedMs: number,
+  ) {
+    super(
+      'LOCK_TIMEOUT',
+      `could not lock ${keys.join(', ')} after ${attempts} attempts in ${Math.round(waitedMs)} ms`,
+      0,
+    );
+  }
+}
+
+/** A lease stopped being ours while work ran under it (expired, or an extension failed). */
+export class LockLostError extends ConcurrencyConflictError {
+  constructor(
+    readonly keys: readonly string[],
+    readonly why: string,
+    options?: ErrorOptions,
+  ) {
+    super('LOCK_LOST', `lost the lock on ${keys.join(', ')}: ${why}`, 0, options);
+  }
+}
+
+/** Release or extension of a lock that this owner does not hold (any more). */
+export class LockNotHeldError extends ConcurrencyConflictError {
+  constructor(
+    readonly keys: readonly string[],
+    readonly heldCount: number,
+  ) {
+    super(
+      'LOCK_LOST',
+      `released a lock it no longer held: ${heldCount} of ${keys.length} keys were still ours`,
+      0,
+    );
+  }
+}
+
+// ── Time and availability ──────────────────────────────────────────────────
 
 /** The call's time budget ran out before the work could commit. Maps to DEADLINE_EXCEEDED. */
 export class DeadlineExceededError extends DomainError {
@@ -96,5 +169,12 @@ export class ServiceUnavailableError extends DomainError {
     options?: ErrorOptions,
   ) {
     super(message, {}, options);
+  }
+}
+
+/** A circuit breaker is open: the dependency behind it is not even tried. */
+export class BreakerOpenError extends ServiceUnavailableError {
+  constructor(breaker: string, retryAfterMs: number, options?: ErrorOptions) {
+    super('LOCK_SERVICE_UNAVAILABLE', `${breaker} circuit breaker is open`, retryAfterMs, options);
   }
 }

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Server, ServerCredentials, type ServerInterceptor } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
@@ -34,12 +34,18 @@ export class GrpcServer {
   );
   private boundPort: number | undefined;
 
+  /**
+   * `interceptors` run on every call, the first outermost: it sees the call
+   * arrive first and its status leave last.
+   */
   constructor(
     private readonly options: GrpcServerOptions,
     handlers: { swaps: SwapServiceServer; conflicts: ConflictServiceServer },
+    interceptors: ServerInterceptor[],
     private readonly log: Logger,
   ) {
     this.server = new Server({
+      interceptors,
       // Connections are recycled so that clients spread onto replicas added by scaling.
       ...(options.maxConnectionAgeMs > 0 && {
         'grpc.max_connection_age_ms': options.maxConnectionAgeMs,

@@ -23,8 +23,6 @@ const SWAP_TYPES = new Map<number, SwapKind>([
   [SwapType.SWAP_TYPE_ABSORB, 'ABSORB'],
 ]);
 const STATUS_TO_PROTO: Record<SwapStatusName, SwapStatus> = {
-  PENDING: SwapStatus.SWAP_STATUS_PENDING,
-  APPROVED: SwapStatus.SWAP_STATUS_APPROVED,
   EXECUTED: SwapStatus.SWAP_STATUS_EXECUTED,
   ROLLED_BACK: SwapStatus.SWAP_STATUS_ROLLED_BACK,
 };
@@ -78,7 +76,12 @@ export function toSwapFilter(request: ListSwapsRequest): { filter: SwapFilter; p
   const status =
     request.status === SwapStatus.SWAP_STATUS_UNSPECIFIED
       ? undefined
-      : requireEnum('status', request.status, STATUS_FROM_PROTO, 'a SwapStatus value');
+      : requireEnum(
+          'status',
+          request.status,
+          STATUS_FROM_PROTO,
+          'SWAP_STATUS_EXECUTED or SWAP_STATUS_ROLLED_BACK',
+        );
   return {
     filter: { facultyId: optionalUuid('faculty_id', request.facultyId), weekFrom, weekTo, status },
     pageSize,

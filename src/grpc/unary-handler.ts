@@ -1,47 +1,59 @@
-import { type handleUnaryCall, type ServerUnaryCall, status } from '@grpc/grpc-js';
+import { type handleUnaryCall, Metadata } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { type CallContext, callContextOf } from './call-context';
-import { toGrpcError } from './error-mapper';
+import type { CallContext } from '../domain/call-context';
+import type { CallContexts } from './call-contexts';
+import { toGrpcError } from './error-boundary';
 
-export interface UnaryDeps {
+/** Response metadata that tells a client its answer was replayed, not recomputed. */
+export const REPLAYED_HEADER = 'idempotent-replayed';
+
+/** What a mutating handler answers: the response, and whether it was a replay. */
+export interface Reply<Res> {
+  response: Res;
+  replayed: boolean;
+}
+
+/** What every handler adapter needs. */
+export interface HandlerDeps {
+  contexts: CallContexts;
   log: Logger;
-  defaultDeadlineMs: number;
 }
 
 /**
- * Adapts a promise-returning handler to grpc-js: builds the call context, turns
- * a rejection into a mapped status, and logs one line per call.
+ * Adapts a promise-returning handler to grpc-js. This is the error boundary:
+ * a rejection becomes a status here and nowhere else.
  */
 export function unary<Req, Res>(
-  method: string,
-  deps: UnaryDeps,
-  handler: (request: Req, ctx: CallContext, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
+  deps: HandlerDeps,
+  handler: (request: Req, ctx: CallContext) => Promise<Res>,
+): handleUnaryCall<Req, Res> {
+  return mutating(deps, async (request: Req, ctx) => ({
+    response: await handler(request, ctx),
+    replayed: false,
+  }));
+}
+
+/** Like {@link unary}, for mutating calls: a replayed answer carries {@link REPLAYED_HEADER}. */
+export function mutating<Req, Res>(
+  deps: HandlerDeps,
+  handler: (request: Req, ctx: CallContext) => Promise<Reply<Res>>,
 ): handleUnaryCall<Req, Res> {
   return (call, callback) => {
-    const started = performance.now();
-    const ctx = callContextOf(call, deps.defaultDeadlineMs);
-    const requestId = (call.request as { requestId?: unknown }).requestId;
-    const done = (code: string) =>
-      deps.log.info(
-        {
-          method,
-          status: code,
-          duration_ms: Math.round((performance.now() - started) * 100) / 100,
-          request_id: requestId || undefined,
-          actor: ctx.actor,
+    Promise.resolve()
+      .then(() => handler(call.request, deps.contexts.of(call.metadata)))
+      .then(
+        ({ response, replayed }) => {
+          if (replayed) call.sendMetadata(replayedMetadata());
+          callback(null, response);
         },
-        'call',
+        (error: unknown) =>
+          callback(toGrpcError(error, deps.log.child({ method: call.getPath() })), null),
       );
-    handler(call.request, ctx, call).then(
-      (response) => {
-        done('OK');
-        callback(null, response);
-      },
-      (error: unknown) => {
-        const mapped = toGrpcError(error, deps.log.child({ method }));
-        done(status[mapped.code] ?? String(mapped.code));
-        callback(mapped, null);
-      },
-    );
   };
+}
+
+function replayedMetadata(): Metadata {
+  const metadata = new Metadata();
+  metadata.set(REPLAYED_HEADER, 'true');
+  return metadata;
 }

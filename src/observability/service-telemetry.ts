@@ -33,11 +33,17 @@ export interface ServiceTelemetry {
   replays: Counter<Attributes>;
   /** swap_swaps_total{operation,swap_type,outcome}. */
   swaps: Counter<Attributes>;
+  /** rpc_server_call_duration_seconds{rpc_method,rpc_response_status_code}: every call, by method and status. */
+  rpcDuration: Histogram<Attributes>;
   meter: Meter;
 }
 
 const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+/**
+ * Builds the instruments once, for the composition root to pass to whatever
+ * records. From the global API unless a meter and tracer are given.
+ */
 export function createServiceTelemetry(
   meter: Meter = metrics.getMeter(INSTRUMENTATION_SCOPE),
   tracer: Tracer = trace.getTracer(INSTRUMENTATION_SCOPE),
@@ -68,6 +74,10 @@ export function createServiceTelemetry(
     }),
     swaps: meter.createCounter('swap_swaps', {
       description: 'Swap executions and rollbacks, by swap type and outcome',
+    }),
+    rpcDuration: meter.createHistogram('rpc.server.call.duration', {
+      description: 'Duration of gRPC calls handled, by method and status',
+      ...seconds,
     }),
   };
   // Series that alerts and dashboards rate() over exist from the start, at zero,

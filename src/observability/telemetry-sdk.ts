@@ -14,13 +14,6 @@ import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic
 import type { TelemetryConfig } from '../config';
 import { ExpectedGrpcOutcomes } from './span-status';
 
-/** The started SDK, or a stand-in when telemetry is off. */
-export interface TelemetryHandle {
-  readonly enabled: boolean;
-  /** Flushes pending spans and metrics, then stops exporting. */
-  shutdown(): Promise<void>;
-}
-
 /** Health checks and reflection are probed constantly; their spans would drown the real ones. */
 const UNTRACED_METHODS = ['Check', 'Watch', 'ServerReflectionInfo'];
 
@@ -28,10 +21,11 @@ const UNTRACED_METHODS = ['Check', 'Watch', 'ServerReflectionInfo'];
  * Starts the OpenTelemetry SDK: OTLP/HTTP export of traces and metrics (set up
  * by the standard OTEL_* variables), a Prometheus scrape endpoint, W3C trace
  * context through gRPC metadata, and instrumentation of grpc-js, pg and ioredis.
- * It must run before those modules are loaded, which is why it is preloaded.
+ * It must run before those modules are loaded, which is why it is preloaded;
+ * `shutdownTelemetry` flushes it.
  */
-export function startTelemetry(config: TelemetryConfig): TelemetryHandle {
-  if (!config.enabled) return { enabled: false, shutdown: () => Promise.resolve() };
+export function startTelemetry(config: TelemetryConfig): void {
+  if (!config.enabled) return;
   const metricReaders: IMetricReader[] = [];
   if (config.metricsPort > 0)
     metricReaders.push(new PrometheusExporter({ port: config.metricsPort }));
@@ -64,7 +58,6 @@ export function startTelemetry(config: TelemetryConfig): TelemetryHandle {
     ],
   });
   sdk.start();
-  return { enabled: true, shutdown: () => sdk.shutdown() };
 }
 
 function serviceVersion(): string {

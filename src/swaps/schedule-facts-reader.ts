@@ -9,7 +9,7 @@ const NEIGHBOUR_DAYS = 7;
 
 // One round trip for everything the rules read. Each part is a JSON array, so
 // no ORM hydration is paid for rows that are only looked at.
-export const FACTS_SQL = `
+const FACTS_SQL = `
 with wanted as (
   select unnest(?::uuid[]) as person_id
 ), windows as (

@@ -1,3 +1,5 @@
+import { addDays } from '../domain/calendar';
+import type { FacultyWeekKey } from '../schedule/faculty-week-key';
 import type { SwapKind } from './swap-record.entity';
 
 /** A validated request to swap (or absorb) faculty weeks; what ExecuteSwap and ValidateSwap act on. */
@@ -31,4 +33,23 @@ export function transfersOf(command: SwapCommand): WeekTransfer[] {
     forward,
     { giver: command.targetFacultyId, receiver: command.sourceFacultyId, week: command.targetWeek },
   ];
+}
+
+/** The faculty weeks a swap changes: each swapped week, of both people. */
+export function touchedWeeksOf(transfers: readonly WeekTransfer[]): FacultyWeekKey[] {
+  return transfers.flatMap((t) => [
+    { personId: t.giver, week: t.week },
+    { personId: t.receiver, week: t.week },
+  ]);
+}
+
+/**
+ * The receivers' neighbouring weeks, which the back-to-back FMIT rule reads:
+ * a swap locks them too, so no concurrent writer can change what it judged.
+ */
+export function neighbourWeeksOf(transfers: readonly WeekTransfer[]): FacultyWeekKey[] {
+  return transfers.flatMap((t) => [
+    { personId: t.receiver, week: addDays(t.week, -7) },
+    { personId: t.receiver, week: addDays(t.week, 7) },
+  ]);
 }

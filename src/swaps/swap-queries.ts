@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { FilterQuery } from '@mikro-orm/core';
-import type { CallBudget } from '../domain/call-budget';
+import type { CallContext } from '../domain/call-context';
 import { InvalidArgumentError, NotFoundError } from '../domain/errors';
 import { isUuid } from '../domain/ids';
 import type { TransactionRunner } from '../db/transaction-runner';
@@ -31,10 +31,14 @@ interface Cursor {
 export class SwapQueries {
   constructor(private readonly transactions: TransactionRunner) {}
 
-  async get(swapId: string, budget: CallBudget): Promise<SwapRecord> {
-    const record = await this.transactions.run(budget, (em) => em.findOne(SwapRecord, swapId), {
-      readOnly: true,
-    });
+  async get(swapId: string, call: CallContext): Promise<SwapRecord> {
+    const record = await this.transactions.transactionally(
+      call.budget,
+      (em) => em.findOne(SwapRecord, swapId),
+      {
+        readOnly: true,
+      },
+    );
     if (!record)
       throw new NotFoundError('SWAP_NOT_FOUND', `no swap with id ${swapId}`, { swap_id: swapId });
     return record;
@@ -48,7 +52,7 @@ export class SwapQueries {
     filter: SwapFilter,
     pageSize: number,
     pageToken: string,
-    budget: CallBudget,
+    call: CallContext,
   ): Promise<SwapPage> {
     const fingerprint = filterFingerprint(filter);
     const cursor = pageToken ? decodeCursor(pageToken, fingerprint) : undefined;
@@ -72,8 +76,8 @@ export class SwapQueries {
         $or: [{ requestedAt: { $lt: at } }, { requestedAt: at, id: { $lt: cursor.id } }],
       });
     }
-    const rows = await this.transactions.run(
-      budget,
+    const rows = await this.transactions.transactionally(
+      call.budget,
       (em) =>
         em.find(SwapRecord, where.length ? { $and: where } : {}, {
           orderBy: [{ requestedAt: 'desc' }, { id: 'desc' }],

@@ -3,7 +3,8 @@ import { EntitySchema, type Opt } from '@mikro-orm/core';
 export const SWAP_TYPES = ['ONE_TO_ONE', 'ABSORB'] as const;
 export type SwapKind = (typeof SWAP_TYPES)[number];
 
-export const SWAP_STATUSES = ['PENDING', 'APPROVED', 'EXECUTED', 'ROLLED_BACK'] as const;
+/** The statuses a swap record can have; the contract reserves others for swap requests. */
+export const SWAP_STATUSES = ['EXECUTED', 'ROLLED_BACK'] as const;
 export type SwapStatusName = (typeof SWAP_STATUSES)[number];
 
 /** An assignment that a swap moved, with the version the swap left it at. */

@@ -1,4 +1,5 @@
-import { addDays, daysBetween, mondayOf } from '../domain/calendar';
+import { addDays, daysBetween, mondayOf, toIsoDate } from '../domain/calendar';
+import type { Clock } from '../domain/clock';
 import type { RuleViolation } from '../domain/errors';
 import { CLINIC_ROTATION, FMIT_ROTATION } from '../schedule/assignment.entity';
 import type { FacultyRole } from '../schedule/person.entity';
@@ -24,6 +25,11 @@ export interface RuleContext {
   today: string;
   /** A week starting sooner than this gets a SHORT_NOTICE warning. */
   shortNoticeDays: number;
+}
+
+/** The rules' view of today, read from `clock` once per judgement. */
+export function ruleContextAt(clock: Clock, shortNoticeDays: number): RuleContext {
+  return { today: toIsoDate(clock.now()), shortNoticeDays };
 }
 
 export interface SwapVerdict {

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { startEmbeddedDatabase, type EmbeddedDatabase } from '../../src/db/embedded-database';
+import { startEmbeddedDatabase, type EmbeddedDatabase } from '../../src/dev/embedded-database';
 import { createOrm } from '../../src/db/orm';
 import { migrateToLatest } from '../../src/db/migrate';
 import { adminClient, withDatabase } from './database-admin';

@@ -13,18 +13,47 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 const REPO_ROOT = path.resolve(__dirname, '../..');
 
-/** One pino line from the child's stdout. */
+/** One pino line from the child's stdout (a line that is not JSON has level `raw`). */
 export interface LogLine {
   level: string;
   msg: string;
   [field: string]: unknown;
 }
 
+/** How the process ended: an exit code, or the signal that killed it. */
+export interface ProcessExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface ServiceProcessOptions {
+  /**
+   * Variables of the test runner's environment to pass on when they are set
+   * (REDIS_URL, say); nothing else of it reaches the child but PATH and HOME.
+   */
+  inherit?: readonly string[];
+  /** How long to wait for the `serving gRPC` line; 60 s unless given. */
+  startTimeoutMs?: number;
+}
+
 export interface ServiceProcess {
   /** The gRPC port the service reported it bound. */
   port: number;
+  pid: number;
+  /** Every stdout line so far, parsed; it grows as the child logs. */
   logs: LogLine[];
   stderr(): string;
+  /**
+   * The first line, past or future, whose msg is `msg`. Rejects if the process
+   * exits first or nothing is logged within `timeoutMs` (60 s unless given).
+   */
+  logged(msg: string, timeoutMs?: number): Promise<LogLine>;
+  /** Whether the process has neither exited nor been killed yet. */
+  running(): boolean;
+  /** Sends `signal` if the process is still running; does not wait for it to exit. */
+  kill(signal: NodeJS.Signals): void;
+  /** Settles once the process has exited, however it ended. */
+  exited: Promise<ProcessExit>;
   /** SIGTERM, then SIGKILL if it has not exited in time; safe to call twice. */
   stop(): Promise<void>;
 }
@@ -42,14 +71,23 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * Starts src/main.ts with `env` (and nothing of the test runner's environment
- * but PATH and HOME) on an ephemeral gRPC port, and resolves once it serves.
- * It learns the port from the `serving gRPC` line, so LOG_LEVEL stays at info.
+ * Starts src/main.ts with `env` on an ephemeral gRPC port, and resolves once it
+ * serves. It learns the port from the `serving gRPC` line, so LOG_LEVEL stays at
+ * info. Unless `env` sets METRICS_PORT, the Prometheus exporter gets a free
+ * port: with none (0) and no OTLP endpoint the telemetry bootstrap would do
+ * nothing, which is not how production runs.
  */
 export async function startServiceProcess(
   env: Record<string, string>,
-  startTimeoutMs = 60_000,
+  options: ServiceProcessOptions = {},
 ): Promise<ServiceProcess> {
+  const inherited = Object.fromEntries(
+    (options.inherit ?? []).flatMap((name) => {
+      const value = process.env[name];
+      return value ? [[name, value]] : [];
+    }),
+  ) as Record<string, string>;
+  const metricsPort = env.METRICS_PORT ?? String(await freePort());
   const child: ChildProcessByStdio<null, Readable, Readable> = spawn(
     process.execPath,
     ['--require', 'tsx/cjs', '--require', './src/telemetry.ts', 'src/main.ts'],
@@ -62,13 +100,17 @@ export async function startServiceProcess(
         GRPC_HOST: '127.0.0.1',
         GRPC_PORT: '0',
         SEED_DEMO: 'false',
+        ...inherited,
         ...env,
+        METRICS_PORT: metricsPort,
         LOG_LEVEL: 'info',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
   const logs: LogLine[] = [];
+  // Woken on every new line and at exit, so `logged` never polls.
+  const listeners = new Set<() => void>();
   let stderr = '';
   let pending = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
@@ -82,13 +124,21 @@ export async function startServiceProcess(
         logs.push({ level: 'raw', msg: line });
       }
     }
+    for (const listener of listeners) listener();
   });
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     stderr += chunk;
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const running = () => child.exitCode === null && child.signalCode === null;
-
+  const exited = new Promise<ProcessExit>((resolve) => {
+    child.once('exit', (code, signal) => {
+      resolve({ code, signal });
+      for (const listener of listeners) listener();
+    });
+  });
+  const kill = (signal: NodeJS.Signals) => {
+    if (running()) child.kill(signal);
+  };
   const stop = async () => {
     if (!running()) return;
     child.kill('SIGTERM');
@@ -98,20 +148,55 @@ export async function startServiceProcess(
       await exited;
     }
   };
-
-  const giveUpAt = Date.now() + startTimeoutMs;
-  for (;;) {
-    const serving = logs.find((l) => l.msg === 'serving gRPC');
-    if (serving && typeof serving.port === 'number') {
-      return { port: serving.port, logs, stderr: () => stderr, stop };
-    }
-    if (!running() || Date.now() > giveUpAt) {
-      const why = running() ? 'timed out' : `exited with ${child.exitCode ?? child.signalCode}`;
-      await stop();
-      throw new Error(
-        `the service did not start (${why}); stderr:\n${stderr}\nstdout:\n${logs.map((l) => JSON.stringify(l)).join('\n')}`,
+  const output = () =>
+    `stderr:\n${stderr}\nstdout:\n${logs.map((l) => JSON.stringify(l)).join('\n')}`;
+  const logged = (msg: string, timeoutMs = 60_000) =>
+    new Promise<LogLine>((resolve, reject) => {
+      const finish = (outcome: () => void) => {
+        listeners.delete(check);
+        clearTimeout(timer);
+        outcome();
+      };
+      const check = () => {
+        const line = logs.find((l) => l.msg === msg);
+        if (line) finish(() => resolve(line));
+        else if (!running()) {
+          const how = child.exitCode ?? child.signalCode;
+          finish(() =>
+            reject(new Error(`the service exited (${how}) before logging "${msg}"; ${output()}`)),
+          );
+        }
+      };
+      const timer = setTimeout(
+        () =>
+          finish(() =>
+            reject(
+              new Error(`the service did not log "${msg}" within ${timeoutMs} ms; ${output()}`),
+            ),
+          ),
+        timeoutMs,
       );
-    }
-    await sleep(50);
+      listeners.add(check);
+      check();
+    });
+
+  let port: unknown;
+  try {
+    ({ port } = await logged('serving gRPC', options.startTimeoutMs ?? 60_000));
+    if (typeof port !== 'number') throw new Error(`"serving gRPC" without a port; ${output()}`);
+  } catch (error) {
+    await stop();
+    throw new Error(`the service did not start: ${(error as Error).message}`, { cause: error });
   }
+  return {
+    port,
+    pid: child.pid!,
+    logs,
+    stderr: () => stderr,
+    logged,
+    running,
+    kill,
+    exited,
+    stop,
+  };
 }

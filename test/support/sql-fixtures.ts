@@ -42,10 +42,10 @@ export async function personRow(
   return rows[0];
 }
 
-/** Empties every table, so each test starts from the same state. */
-export async function truncateAll(client: pg.Client): Promise<void> {
+/** Empties every table of the schedule, so each test starts from the same state. */
+export async function truncateAll(client: pg.Client | pg.Pool): Promise<void> {
   await client.query(
-    'truncate swap_record, faculty_week, absence, call_assignment, assignment, block, person cascade',
+    'truncate conflict_alert, swap_record, faculty_week, absence, call_assignment, assignment, block, person cascade',
   );
 }
 
@@ -96,16 +96,17 @@ export function barrier(parties: number): { arrive(): Promise<void> } {
 }
 
 /**
- * Polls until `condition` holds. The limit only keeps a broken test from
- * hanging; what the test asserts is that the state is reached at all.
+ * Polls until `condition` holds, for 30 s at most. The limit only keeps a
+ * broken test from hanging; what the test asserts is that the state is
+ * reached at all, so it is generous enough for a machine under load.
  */
 export async function waitFor(
   what: string,
   condition: () => Promise<boolean> | boolean,
 ): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (await condition()) return;
+  const giveUpAt = Date.now() + 30_000;
+  while (!(await condition())) {
+    if (Date.now() > giveUpAt) throw new Error(`gave up waiting for ${what}`);
     await sleep(20);
   }
-  throw new Error(`gave up waiting for ${what}`);
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   type CallOptions as GrpcCallOptions,
   credentials,
@@ -5,6 +6,7 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import pino from 'pino';
+import { afterAll, beforeAll } from 'vitest';
 import { loadConfig } from '../../src/config';
 import {
   AcknowledgeConflictRequest,
@@ -45,6 +47,7 @@ import {
 } from '../../src/generated/google/rpc/error_details';
 import { Status } from '../../src/generated/google/rpc/status';
 import { type RunningService, startService } from '../../src/main';
+import { ScheduleFixture } from './schedule-fixture';
 import { TestClock } from './test-clock';
 import { createTestDatabase, type TestDatabase } from './test-database';
 
@@ -57,15 +60,28 @@ export interface TestService {
   conflicts: ConflictApi;
   db: TestDatabase;
   clock: TestClock;
+  /** The service's own LOCK_KEY_PREFIX, so no two services share Redis keys unless told to. */
+  lockKeyPrefix: string;
+  /** Stops the clients and the service, and drops the database if it was created for it. */
   close(): Promise<void>;
+}
+
+export interface TestServiceOptions {
+  /** Serve this database (another service's, say) instead of a new one; close leaves it. */
+  database?: TestDatabase;
 }
 
 /** The test calendar: "today" is a Monday, and weeks after it are open to swaps. */
 export const TODAY = '2030-01-07';
 
-export async function startTestService(env: Record<string, string> = {}): Promise<TestService> {
+export async function startTestService(
+  env: Record<string, string> = {},
+  options: TestServiceOptions = {},
+): Promise<TestService> {
   const logLevel = process.env.TEST_LOG_LEVEL ?? 'silent';
-  const db = await createTestDatabase();
+  const db = options.database ?? (await createTestDatabase());
+  const ownsDatabase = !options.database;
+  const lockKeyPrefix = `t${randomUUID().slice(0, 8)}`;
   const clock = new TestClock(new Date(`${TODAY}T12:00:00Z`));
   const config = loadConfig({
     NODE_ENV: 'test',
@@ -75,16 +91,22 @@ export async function startTestService(env: Record<string, string> = {}): Promis
     LOG_LEVEL: 'silent',
     DB_POOL_MAX: '10',
     // The Redis path runs whenever the machine has Redis (CI sets REDIS_URL); each
-    // service gets its own key prefix, so test files never share lock keys.
+    // service gets its own key prefix, so neither test files nor a restarted
+    // service share lock keys or cached replies.
     ...(process.env.REDIS_URL && { REDIS_URL: process.env.REDIS_URL }),
-    LOCK_KEY_PREFIX: `t${db.name.slice(-10)}`,
+    LOCK_KEY_PREFIX: lockKeyPrefix,
     ...env,
   });
   const service = await startService(config, { clock, log: pino({ level: logLevel }) });
-  const client = new SwapServiceClient(`127.0.0.1:${service.port}`, credentials.createInsecure());
+  // Connections of their own, so a service started after another one stopped
+  // on the same port never reaches a subchannel grpc-js kept for the first.
+  const clientOptions = { 'grpc.use_local_subchannel_pool': 1 };
+  const address = `127.0.0.1:${service.port}`;
+  const client = new SwapServiceClient(address, credentials.createInsecure(), clientOptions);
   const conflictClient = new ConflictServiceClient(
-    `127.0.0.1:${service.port}`,
+    address,
     credentials.createInsecure(),
+    clientOptions,
   );
   return {
     service,
@@ -94,13 +116,44 @@ export async function startTestService(env: Record<string, string> = {}): Promis
     conflicts: conflictApi(conflictClient),
     db,
     clock,
+    lockKeyPrefix: config.redis.keyPrefix,
     close: async () => {
       client.close();
       conflictClient.close();
       await service.stop();
-      await db.drop();
+      if (ownsDatabase) await db.drop();
     },
   };
+}
+
+/** What useTestService hands the tests: a service and a fixture on its database. */
+export interface ServiceAndFixture {
+  ts: TestService;
+  fx: ScheduleFixture;
+}
+
+/**
+ * The usual set-up of a file (or describe block) of gRPC tests: before its
+ * tests, starts a test service (with `env`, or what it returns then) and a
+ * schedule fixture on its database, and hands both to `ready`; after them,
+ * closes both. Hooks registered later run after it and, in afterAll, before it.
+ */
+export function useTestService(
+  ready: (started: ServiceAndFixture) => void,
+  env: Record<string, string> | (() => Record<string, string>) = {},
+): void {
+  let started: Partial<ServiceAndFixture> = {};
+  beforeAll(async () => {
+    started.ts = await startTestService(typeof env === 'function' ? env() : env);
+    started.fx = await ScheduleFixture.connect(started.ts.db.url);
+    ready({ ts: started.ts, fx: started.fx });
+  });
+  afterAll(async () => {
+    const { ts, fx } = started;
+    started = {};
+    await fx?.close();
+    await ts?.close();
+  });
 }
 
 export interface CallOptions {

@@ -1,0 +1,15 @@
+/**
+ * mulberry32: a small, fast seeded PRNG, so a generated schedule (the demo
+ * program, a test's random mix) is the same on every run and a failing one can
+ * be replayed. Statistical quality is irrelevant here; reproducibility is the point.
+ */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}

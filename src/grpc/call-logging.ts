@@ -1,0 +1,52 @@
+import {
+  type Metadata,
+  type ServerInterceptor,
+  ServerInterceptingCall,
+  status,
+} from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { CallContexts } from './call-contexts';
+
+/** Probed constantly by load balancers and tools: logged at debug only. */
+const QUIET_SERVICES = ['/grpc.health.v1.Health/', '/grpc.reflection.'];
+
+/**
+ * Logs one line per call when it ends: method, status, duration, the request
+ * id (when the request has one) and the caller.
+ */
+export function callLogging(log: Logger, contexts: CallContexts): ServerInterceptor {
+  return (methodDescriptor, call) => {
+    const path = methodDescriptor.path;
+    const method = path.slice(path.lastIndexOf('/') + 1);
+    const level = QUIET_SERVICES.some((prefix) => path.startsWith(prefix)) ? 'debug' : 'info';
+    const started = performance.now();
+    let metadata: Metadata | undefined;
+    let requestId: unknown;
+    return new ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (received, nextMetadata) => {
+            metadata = received;
+            nextMetadata(received);
+          },
+          onReceiveMessage: (message: unknown, nextMessage) => {
+            requestId = (message as { requestId?: unknown } | null)?.requestId;
+            nextMessage(message);
+          },
+        }),
+      sendStatus: (sent, nextStatus) => {
+        log[level](
+          {
+            method,
+            status: status[sent.code] ?? String(sent.code),
+            duration_ms: Math.round((performance.now() - started) * 100) / 100,
+            request_id: requestId || undefined,
+            actor: metadata && contexts.find(metadata)?.actor,
+          },
+          'call',
+        );
+        nextStatus(sent);
+      },
+    });
+  };
+}

@@ -1,0 +1,85 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { LockGuard } from '../coordination/lock-guard';
+import { ConcurrencyConflictError } from '../domain/errors';
+import type { FacultyWeekKey } from '../schedule/faculty-week-key';
+import { fenceFacultyWeeks, lockFacultyWeeks } from './faculty-week-rows';
+
+/** What a change announces once it has moved schedule rows. */
+export interface ScheduleChange {
+  /** The swap that made the change, recorded on whatever the hooks raise. */
+  swapId: string;
+  /** The faculty whose schedule changed. */
+  facultyIds: readonly string[];
+  /** The Mondays of the weeks that changed. */
+  weeks: readonly string[];
+}
+
+/**
+ * Runs in the same transaction as the change that announced it, before the
+ * answer is stored (conflict detection; later the audit trail and the outbox).
+ */
+export type ScheduleChangeHook = (em: EntityManager, change: ScheduleChange) => Promise<void>;
+
+/** Which faculty weeks a write locks, and which of them it changes. */
+export interface FacultyWeekLocks {
+  /** The weeks the change writes: locked, and fenced with the call's token. */
+  written: readonly FacultyWeekKey[];
+  /** Weeks the rules read but the change leaves alone (neighbouring weeks): locked only. */
+  read?: readonly FacultyWeekKey[];
+}
+
+/**
+ * What a change gets to work with, inside one transaction attempt under the
+ * call's locks. Its row-lock helper is the only way to lock faculty weeks, and
+ * it fences as it locks, so no change can write a week without proving that
+ * its lock grant is the newest.
+ */
+export interface WriteContext {
+  /** This attempt's unit of work; the write path flushes and commits it. */
+  readonly em: EntityManager;
+  /** Who asked for the change; recorded on what it writes. */
+  readonly actor: string;
+  /** The lock grant's fencing token, to record with the change; null on advisory locks. */
+  readonly fencingToken: string | null;
+  /**
+   * Locks the faculty-week rows FOR UPDATE, in id order (creating the missing
+   * ones), then records the call's fencing token on the written ones. Refuses
+   * with STALE_FENCING_TOKEN when a newer lock holder has written one of them.
+   */
+  lockFacultyWeeks(weeks: FacultyWeekLocks): Promise<void>;
+  /**
+   * Announces that the schedule changed: flushes, so the hooks read the new
+   * schedule, then runs every schedule-change hook in this transaction.
+   */
+  scheduleChanged(change: ScheduleChange): Promise<void>;
+}
+
+/** The context of one attempt; built by the write path only. */
+export function writeContextOf(
+  em: EntityManager,
+  actor: string,
+  guard: LockGuard,
+  hooks: readonly ScheduleChangeHook[],
+): WriteContext {
+  return {
+    em,
+    actor,
+    fencingToken: guard.fencingToken,
+    lockFacultyWeeks: async ({ written, read = [] }) => {
+      await lockFacultyWeeks(em, [...written, ...read]);
+      if (guard.fencingToken === null) return;
+      const newer = await fenceFacultyWeeks(em, written, guard.fencingToken);
+      if (newer.length === 0) return;
+      guard.outrankedBy(newer.map((w) => w.token));
+      throw new ConcurrencyConflictError(
+        'STALE_FENCING_TOKEN',
+        `a newer lock holder has written ${newer.map((w) => `${w.personId}/${w.week}`).join(', ')}; retry`,
+        0,
+      );
+    },
+    scheduleChanged: async (change) => {
+      await em.flush();
+      for (const hook of hooks) await hook(em, change);
+    },
+  };
+}

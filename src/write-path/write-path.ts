@@ -1,0 +1,146 @@
+import { createHash } from 'node:crypto';
+import v8 from 'node:v8';
+import type { IdempotencyStore, StoredResponse } from '../coordination/idempotency-store';
+import type { ScheduleLocks } from '../coordination/schedule-locks';
+import type { TransactionRunner } from '../db/transaction-runner';
+import type { CallContext } from '../domain/call-context';
+import { InvalidArgumentError } from '../domain/errors';
+import type { ServiceTelemetry } from '../observability/service-telemetry';
+import { type ScheduleChangeHook, type WriteContext, writeContextOf } from './write-context';
+
+/** A write that needs the call's locks and one transaction, but no idempotency key. */
+export interface LockedWrite<T> {
+  /** The lock names the change touches. */
+  lockNames: readonly string[];
+  /** The change itself: inside the transaction, under the locks. */
+  change: (ctx: WriteContext) => Promise<T>;
+}
+
+/**
+ * One mutating call, as a use case describes it. The answer `T` is stored with
+ * the change, so it must be plain data (what structured clone keeps: no
+ * methods, no entity references).
+ */
+export interface Mutation<T> extends LockedWrite<T> {
+  /** The RPC; with the caller it scopes the key, so the same id elsewhere is another key. */
+  method: string;
+  requestId: string;
+  /**
+   * What the caller asked for, without the request id, and never anything the
+   * server decided: a reused key with another request is refused.
+   */
+  request: unknown;
+}
+
+/** The answer of a mutating call, and whether it was replayed rather than recomputed. */
+export interface Committed<T> {
+  value: T;
+  /** True when a committed earlier call with this key answered, and nothing ran. */
+  replayed: boolean;
+}
+
+/**
+ * The one write path. Every mutating call goes through `commit`, which owns the
+ * whole protocol, in this order:
+ *
+ * 1. replay: a committed answer for the key is returned as is;
+ * 2. locks: the distributed locks on the change's names (advisory locks if Redis is out);
+ * 3. transaction: one unit of work per attempt, retried on conflicts within the budget;
+ * 4. guard: the lock enters the transaction (advisory locks are taken here);
+ * 5. idempotency: the key is claimed in the transaction;
+ * 6. change: the use case's change, whose row-lock helper fences as it locks,
+ *    and whose schedule-change announcements run the hooks in the same transaction;
+ * 7. answer: stored under the key, committed with the change or not at all.
+ *
+ * Use cases only describe the call; none of them can skip a step.
+ */
+export class WritePath {
+  constructor(
+    private readonly locks: ScheduleLocks,
+    private readonly idempotency: IdempotencyStore,
+    private readonly transactions: TransactionRunner,
+    private readonly hooks: readonly ScheduleChangeHook[],
+    private readonly telemetry: ServiceTelemetry,
+  ) {}
+
+  /** Runs a mutating call exactly once per request id, as described above. */
+  async commit<T>(call: CallContext, mutation: Mutation<T>): Promise<Committed<T>> {
+    const { requestId } = mutation;
+    const scope = `${call.actor}:${mutation.method}`;
+    const fingerprint = fingerprintOf(mutation.request);
+    const earlier = await this.idempotency.lookup(scope, requestId);
+    if (earlier) return this.replay<T>(mutation.method, fingerprint, earlier);
+
+    const outcome = await this.underLocks(call, mutation, async (ctx) => {
+      const committed = await this.idempotency.claim(ctx.em, scope, requestId, fingerprint);
+      if (committed) return { kind: 'replay' as const, committed };
+      const value = await mutation.change(ctx);
+      // Flushed first, so the answer (and its replays) carries the stored versions.
+      await ctx.em.flush();
+      const response = v8.serialize(value);
+      // Timed from before the statement is sent, so the round trip counts
+      // against the cache's lifetime rather than extending it.
+      const measuredAt = performance.now();
+      const ttlMs = await this.idempotency.complete(ctx.em, scope, requestId, response);
+      return { kind: 'fresh' as const, value, response, ttlMs, measuredAt };
+    });
+    if (outcome.kind === 'replay')
+      return this.replay<T>(mutation.method, fingerprint, outcome.committed);
+    // The key's time left was measured by the database; what has passed since, by us.
+    const ttlMs = outcome.ttlMs - (performance.now() - outcome.measuredAt);
+    // Best effort, and never worth a round trip of the caller's time: not awaited.
+    void this.idempotency.remember(
+      scope,
+      requestId,
+      { fingerprint, response: outcome.response },
+      ttlMs,
+    );
+    return { value: outcome.value, replayed: false };
+  }
+
+  /**
+   * Runs a write that is idempotent by nature (detection: its unique index
+   * makes a second run raise nothing), under the locks and in one transaction.
+   */
+  commitLocked<T>(call: CallContext, write: LockedWrite<T>): Promise<T> {
+    return this.underLocks(call, write, (ctx) => write.change(ctx));
+  }
+
+  private underLocks<T>(
+    call: CallContext,
+    write: LockedWrite<unknown>,
+    work: (ctx: WriteContext) => Promise<T>,
+  ): Promise<T> {
+    return this.locks.withLocks(write.lockNames, call.budget, (guard) =>
+      this.transactions.transactionally(guard.budget, async (em) => {
+        await guard.enter(em);
+        return work(writeContextOf(em, call.actor, guard, this.hooks));
+      }),
+    );
+  }
+
+  private replay<T>(method: string, fingerprint: string, stored: StoredResponse): Committed<T> {
+    if (stored.fingerprint !== fingerprint) {
+      throw new InvalidArgumentError(
+        'request_id',
+        'was already used for a different request; use a new request_id for a new request',
+        'IDEMPOTENCY_KEY_REUSED',
+      );
+    }
+    this.telemetry.replays.add(1, { method });
+    return { value: v8.deserialize(stored.response) as T, replayed: true };
+  }
+}
+
+/** SHA-256 of the request as canonical JSON (object keys sorted), so field order never matters. */
+function fingerprintOf(request: unknown): string {
+  return createHash('sha256').update(canonicalJson(request)).digest('hex');
+}
+
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
