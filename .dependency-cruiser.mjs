@@ -20,6 +20,9 @@ const layer = {
   writePath: '^src/write-path/',
   swaps: '^src/swaps/',
   conflicts: '^src/conflicts/',
+  audit: '^src/audit/',
+
+  auth: '^src/auth/',
   grpc: '^src/grpc/',
   dev: '^src/dev/',
   main: '^src/main[.]ts$',
@@ -128,10 +131,22 @@ export default {
       ],
       'src/conflicts imports only src/swaps, src/write-path, src/db, src/schedule, src/domain and src/observability; locks go through src/write-path, never src/coordination directly.',
     ),
+    mayImportOnly(
+      'layer-audit',
+      layer.audit,
+      [layer.db, layer.domain, layer.observability, layer.writePath, npmPackages],
+      'src/audit (the audit trail and its use cases) imports only src/db, src/domain, src/observability and src/write-path (for the hook types); the write path never imports src/audit, so main.ts hands it the hooks.',
+    ),
+    mayImportOnly(
+      'layer-auth',
+      layer.auth,
+      [layer.domain, npmPackages],
+      'src/auth (token and certificate principals, the authorization policy) imports only src/domain and npm packages; it knows no gRPC, so src/grpc adapts calls to it.',
+    ),
     {
       name: 'layer-grpc',
       comment:
-        'src/grpc only adapts gRPC to use cases: it imports src/swaps, src/conflicts, src/domain, src/generated, src/observability, src/config.ts, src/logger.ts and npm packages except @mikro-orm/* and knex; move database, lock and transaction code behind a use case.',
+        'src/grpc only adapts gRPC to use cases: it imports src/swaps, src/conflicts, src/audit, src/auth, src/domain, src/generated, src/observability, src/config.ts, src/logger.ts and npm packages except @mikro-orm/* and knex; move database, lock and transaction code behind a use case.',
       severity: 'error',
       from: { path: layer.grpc },
       to: {
@@ -139,6 +154,9 @@ export default {
           layer.grpc,
           layer.swaps,
           layer.conflicts,
+          layer.audit,
+
+          layer.auth,
           layer.domain,
           layer.generated,
           layer.observability,

@@ -1,13 +1,15 @@
 /**
  * The ways a swap is driven; each is measured at every concurrency, the modes
  * taking turns. `service` runs without Redis (PostgreSQL advisory locks),
- * `service-redis` with it (Redis locks, fencing, the replay cache); `sql` is
- * what `service-redis` does, by hand; the two telemetry modes are the service
+ * `service-redis` with it (Redis locks, fencing, the replay cache),
+ * `service-secure` the same over mTLS with a bearer token on every call; `sql`
+ * is what `service-redis` does, by hand; the two telemetry modes are the service
  * in a child process each, as production runs it, with telemetry off and on.
  */
 export const BENCH_MODES = [
   'service',
   'service-redis',
+  'service-secure',
   'sql',
   'telemetry-off',
   'telemetry-on',
@@ -18,7 +20,7 @@ export type BenchMode = (typeof BENCH_MODES)[number];
 const TELEMETRY_PART = 'telemetry';
 /** Not a swap mode: lock acquire + release, ours against redlock and redis-semaphore. */
 const LOCKS_PART = 'locks';
-const PARTS = ['service', 'service-redis', 'sql', TELEMETRY_PART, LOCKS_PART];
+const PARTS = ['service', 'service-redis', 'service-secure', 'sql', TELEMETRY_PART, LOCKS_PART];
 
 /** What one bench run does; parsed once from argv and the environment, then frozen. */
 export interface BenchOptions {

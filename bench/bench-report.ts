@@ -65,10 +65,12 @@ export function formatTable(cells: readonly Cell[]): string {
   return renderTable(header, rows);
 }
 
-/** The team's goals: service against the raw baseline, and what Redis locks and telemetry may cost. */
+/** The team's goals: service against the raw baseline, and what Redis locks, telemetry and mTLS may cost. */
 const SERVICE_VS_SQL_GOAL = 0.4;
 const REDIS_TIME_GOAL = 0.1;
 const TELEMETRY_LOSS_GOAL = 0.15;
+/** mTLS + bearer token (service-secure) against plaintext service-redis: under 10 % lost. */
+const SECURE_SHARE_GOAL = 0.9;
 
 /**
  * Each goal the run can judge, met or not, with its figure at each
@@ -89,6 +91,18 @@ export function formatGoals(cells: readonly Cell[], concurrencies: readonly numb
     lines.push(
       `service ÷ sql throughput: ${shares.map((s) => `${s.at} ${s.share.toFixed(2)}`).join(', ')}; ` +
         `goal ≥ ${SERVICE_VS_SQL_GOAL}: ${verdict(shares.filter((s) => s.share < SERVICE_VS_SQL_GOAL).map((s) => s.at))}`,
+    );
+  const secure = concurrencies.flatMap((c) => {
+    const [cell, base] = [cellOf(cells, 'service-secure', c), cellOf(cells, 'service-redis', c)];
+    return cell && base
+      ? [{ c, share: throughputOf(cell.sample) / throughputOf(base.sample) }]
+      : [];
+  });
+  if (secure.length > 0)
+    lines.push(
+      `service-secure ÷ service-redis throughput: ${secure.map((s) => `c=${s.c} ${s.share.toFixed(2)}`).join(', ')}; ` +
+        `goal ≥ ${SECURE_SHARE_GOAL.toFixed(2)} (under 10 % lost): ` +
+        verdict(secure.filter((s) => s.share < SECURE_SHARE_GOAL).map((s) => `c=${s.c}`)),
     );
   // lost = 1 - variant/base throughput; added = base/variant - 1, the extra time per swap.
   const costs = [

@@ -21,6 +21,13 @@ export const STORE_ANSWER_SQL = `
 update idempotency_record set response = $3 where scope = $1 and request_id = $2
 returning greatest(0, extract(epoch from expires_at - clock_timestamp()) * 1000)::float8 as ttl_ms`;
 
+/**
+ * The call's audit row, sealed onto the chain by the migration's audit_append.
+ * The transaction's last statement: the chain's head stays locked until COMMIT.
+ */
+export const APPEND_AUDIT_SQL = `
+select audit_append($1, null, $2, 'ExecuteSwap', $3, $4, 'OK', null, false, $5::uuid[], '{}'::uuid[], '')`;
+
 export const SET_TIMEOUTS_SQL = `select set_config('lock_timeout', $1, true), set_config('statement_timeout', $1, true)`;
 
 /** The (person, week) pairs of `$1` and `$2`, as a row source. */

@@ -1,3 +1,4 @@
+import v8 from 'node:v8';
 import { createHash, randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import pg from 'pg';
@@ -7,12 +8,13 @@ import type { LockRedisClient } from '../src/coordination/redis-lock-scripts';
 import { addDays } from '../src/domain/calendar';
 import {
   ExecuteSwapRequest,
-  ExecuteSwapResponse,
   type MovedAssignment,
   type MovedCall,
   Swap,
   SwapStatus,
+  SwapType,
 } from '../src/generated/swap/v1/swap';
+import type { SwapRecord } from '../src/swaps/swap-record.entity';
 import * as sql from './raw-sql-statements';
 import { CALL_DAYS } from './swap-pairs';
 
@@ -60,11 +62,11 @@ type Db = pg.PoolClient;
  * key prefix, so the fencing counter is shared), then one transaction that
  * claims the idempotency key, locks the faculty weeks, reads the facts, fences
  * the weeks, locks and moves the rows under version checks, inserts the record,
- * runs conflict detection over the swap's weeks and stores the answer; then the
- * release and the cache SET. No ORM, no gRPC, no circuit breaker, no retries,
- * no telemetry, and no rule engine: the facts are read as the service reads
- * them, but only a few checks are made of them (the bench schedule breaks no
- * rule).
+ * runs conflict detection over the swap's weeks, stores the answer and appends
+ * the audit row; then the release and the cache SET. No ORM, no gRPC, no
+ * circuit breaker, no retries, no telemetry, and no rule engine: the facts are
+ * read as the service reads them, but only a few checks are made of them (the
+ * bench schedule breaks no rule).
  */
 export class RawSqlSwap {
   private readonly lock: RedisLock;
@@ -126,9 +128,10 @@ export class RawSqlSwap {
         // The service would create missing lock rows; the bench seeds them all.
         const locked = [...changed, ...neighbours];
         await expectRows(db, locked.length, sql.LOCK_WEEKS_SQL, columnsOf(locked));
-        const facts = await readFacts(db, transfers);
+        // Fenced as it locks, as the service's write context does, before the facts are read.
         const token = lease.fencingToken;
         await expectRows(db, changed.length, sql.FENCE_WEEKS_SQL, [...columnsOf(changed), token]);
+        const facts = await readFacts(db, transfers);
         const swap = await this.move(db, request, actor, transfers, facts, token);
         // As the service does after a swap: the swapped weeks and a week either side.
         const [first, last] = [request.sourceWeek, request.targetWeek].sort();
@@ -137,8 +140,16 @@ export class RawSqlSwap {
           swap.id,
           [request.sourceFacultyId, request.targetFacultyId],
         ]);
-        const response = Buffer.from(ExecuteSwapResponse.encode({ swap }).finish());
+        // Stored as the service stores its answer: the swap record, structured-clone serialized.
+        const response = v8.serialize(recordOf(swap, token));
         const stored = await db.query<{ ttl_ms: number }>(sql.STORE_ANSWER_SQL, [...key, response]);
+        await db.query(sql.APPEND_AUDIT_SQL, [
+          actor,
+          'bench',
+          request.requestId,
+          fingerprint,
+          [swap.id],
+        ]);
         return { response, ttlMs: stored.rows[0]?.ttl_ms ?? 0 };
       });
     } finally {
@@ -318,4 +329,32 @@ export class RawSwapError extends Error {
 
 function fail(why: string): never {
   throw new RawSwapError(why);
+}
+
+/** The swap as the service's ExecuteSwap answers it before mapping: its record. */
+function recordOf(
+  swap: Swap,
+  fencingToken: string,
+): Omit<SwapRecord, 'version'> & { version: number } {
+  return {
+    id: swap.id,
+    sourceFacultyId: swap.sourceFacultyId,
+    sourceWeek: swap.sourceWeek,
+    targetFacultyId: swap.targetFacultyId,
+    targetWeek: swap.targetWeek || null,
+    swapType: swap.swapType === SwapType.SWAP_TYPE_ABSORB ? 'ABSORB' : 'ONE_TO_ONE',
+    status: 'EXECUTED',
+    reason: swap.reason,
+    requestedAt: swap.requestedAt!,
+    requestedBy: swap.requestedBy,
+    executedAt: swap.executedAt ?? null,
+    executedBy: swap.executedBy,
+    rolledBackAt: null,
+    rolledBackBy: null,
+    rollbackReason: null,
+    moves: { assignments: swap.movedAssignments, calls: swap.movedCalls },
+    warnings: swap.warnings,
+    fencingToken,
+    version: swap.version,
+  };
 }

@@ -10,6 +10,7 @@
  *
  *   npm run bench                                   every mode at concurrency 1 and 32, then the locks
  *   npm run bench -- --only=service,service-redis   what the Redis lock costs a swap
+ *   npm run bench -- --only=service-redis,service-secure   what mTLS + a bearer token cost a swap
  *   npm run bench -- --only=telemetry               what full-sampling telemetry costs a swap
  *   npm run bench -- --only=locks                   the lock libraries only (no database)
  *   npm run bench -- --only=service --profile-dir=/tmp/swap-prof   CPU profiles of the measured windows
@@ -21,6 +22,8 @@ import os from 'node:os';
 import pg from 'pg';
 import { loadConfig } from '../src/config';
 import { createBenchDatabase } from './bench-database';
+import { BenchIdentity } from './bench-identity';
+import { BenchPki } from './bench-pki';
 import {
   type BenchMode,
   type BenchOptions,
@@ -81,8 +84,14 @@ async function runSwapBench(options: BenchOptions, keyPrefix: string): Promise<b
   say(`bench database ${db.name} created and migrated`);
   const admin = new pg.Client({ connectionString: db.url });
   const sinks = new Map<BenchMode, OtlpSink>();
+  const identity = await BenchIdentity.create();
+  let pki: BenchPki | undefined;
   const modes: SwapMode[] = [];
   try {
+    if (options.modes.includes('service-secure')) {
+      pki = await BenchPki.create();
+      say('service-secure certificates made (openssl)');
+    }
     await admin.connect();
     const pairs = await seedSwapPairs(admin, options.pairs);
     // A fresh pair per mode for its census swap, so their records compare; the
@@ -93,7 +102,7 @@ async function runSwapBench(options: BenchOptions, keyPrefix: string): Promise<b
     ).rows[0]!.v;
     for (const mode of options.modes)
       if (mode.startsWith('telemetry')) sinks.set(mode, await startOtlpSink());
-    const setting = { databaseUrl: db.url, keyPrefix, sinks };
+    const setting = { databaseUrl: db.url, keyPrefix, sinks, identity, pki };
     const started = await Promise.allSettled(
       options.modes.map((mode) => startMode(mode, options, setting)),
     );
@@ -108,7 +117,9 @@ async function runSwapBench(options: BenchOptions, keyPrefix: string): Promise<b
       `warm-up: ${options.jitWarmupMs} ms per mode first, then per cell ${options.rounds} windows of ` +
         `${windowMsOf(options)} ms, each after a vacuum and ${options.warmupMs} ms warm-up, the modes taking turns`,
       'modes: service = ExecuteSwap over gRPC to the service in this process (PostgreSQL advisory locks), service-redis = the same with REDIS_URL',
-      '  (Redis locks + fencing + replay cache), sql = what service-redis does, by hand over pg and ioredis (same statements and',
+      '  (Redis locks + fencing + replay cache), service-secure = service-redis over mTLS (client certificate required, its',
+      '  SPIFFE ID the principal) with a bearer token on every call, connections reused (no handshake measured),',
+      '  sql = what service-redis does, by hand over pg and ioredis (same statements and',
       '  Redis commands; no ORM, no gRPC, no rule engine), telemetry-off/-on = service-redis in a child process each, started as',
       '  production starts it, with OTEL_SDK_DISABLED=true / OTEL_TRACES_SAMPLER=always_on exporting traces and metrics to a sink',
       '  answering 200; every swap also runs conflict detection over its weeks ±7 days for the two faculty, in its transaction',
@@ -186,6 +197,8 @@ async function runSwapBench(options: BenchOptions, keyPrefix: string): Promise<b
     for (const mode of modes)
       await mode.stop().catch((error: unknown) => say(`stopping ${mode.name}: ${String(error)}`));
     for (const sink of sinks.values()) await sink.close();
+    identity.remove();
+    await pki?.remove();
     await admin.end().catch(() => undefined);
     await db.drop();
     say(`bench database ${db.name} dropped`);

@@ -74,6 +74,7 @@ export function labelOf(statement: string): string {
   if (verb) return verb;
   if (text.includes('set_config(')) return 'set timeouts';
   if (text.includes('pg_advisory_xact_lock')) return 'advisory locks';
+  if (text.includes('audit_append(')) return 'append audit row';
   const locks = /\bfor update\b/.test(text);
   const bare = text.replace(/\bfor update( of \w+)?/g, '').replace(/\bdo update set\b/g, '');
   const write = /\b(insert into|update)\s+(\w+)/.exec(bare);

@@ -1,6 +1,9 @@
+import v8 from 'node:v8';
 import type pg from 'pg';
 import { daysBetween } from '../src/domain/calendar';
-import { ExecuteSwapResponse, type Swap } from '../src/generated/swap/v1/swap';
+import type { Swap } from '../src/generated/swap/v1/swap';
+import { toSwapMessage } from '../src/grpc/swap-messages';
+import type { SwapRecord } from '../src/swaps/swap-record.entity';
 import type { BenchMode } from './bench-options';
 import type { CheckResult } from './bench-schedule-check';
 import type { OtlpSink } from './otlp-sink';
@@ -114,7 +117,7 @@ export async function checkRecords(
       [requestId],
     );
     const stored = rows[0]?.response
-      ? ExecuteSwapResponse.decode(rows[0].response).swap
+      ? toSwapMessage(v8.deserialize(rows[0].response) as SwapRecord)
       : undefined;
     const read = stored && (await getSwap(clients, stored.id));
     shapes.push({

@@ -1,17 +1,25 @@
-import { credentials, Metadata } from '@grpc/grpc-js';
+import { type ChannelCredentials, credentials, Metadata } from '@grpc/grpc-js';
 import pino from 'pino';
 import { CONFIG_ENV_NAMES, loadConfig } from '../src/config';
 import { createRedisClient } from '../src/coordination/redis-client';
 import { ConflictServiceClient } from '../src/generated/swap/v1/conflict';
 import { SwapServiceClient } from '../src/generated/swap/v1/swap';
 import { startService } from '../src/main';
+import type { BenchIdentity } from './bench-identity';
 import type { BenchMode, BenchOptions } from './bench-options';
+import { BENCH_CLIENT_SPIFFE_ID, type BenchPki } from './bench-pki';
 import type { ExecuteSwap } from './load-runner';
 import type { OtlpSink } from './otlp-sink';
 import { createRawPool, RawSqlSwap } from './raw-sql-swap';
 import { startServiceProcess } from './service-process';
 
 const DEADLINE_MS = 30_000;
+/**
+ * TLS's server name indication takes no addresses: the secure client names
+ * the server `localhost` (in its certificate, beside 127.0.0.1), and dials
+ * 127.0.0.1 all the same. Harmless for a plaintext channel.
+ */
+const CHANNEL_OPTIONS = { 'grpc.ssl_target_name_override': 'localhost' };
 
 /** One way of executing swaps, started and ready. */
 export interface SwapMode {
@@ -29,7 +37,7 @@ export interface SwapMode {
 export interface ServiceClients {
   swaps: SwapServiceClient;
   conflicts: ConflictServiceClient;
-  /** Call metadata naming the mode's actor. */
+  /** Call metadata that proves the mode's actor (its bearer token). */
   metadata(): Metadata;
   deadline(): { deadline: Date };
 }
@@ -41,20 +49,33 @@ export interface ModeSetting {
   keyPrefix: string;
   /** Where each telemetry mode exports its traces and metrics. */
   sinks: ReadonlyMap<BenchMode, OtlpSink>;
+  /** The tokens each service mode authenticates with. */
+  identity: BenchIdentity;
+  /** The certificates of `service-secure`; made only when it runs. */
+  pki: BenchPki | undefined;
 }
 
 /**
  * Starts `name`: the service in this process through its composition root
- * (`service`, `service-redis`), the service in a child process as production
- * runs it (the telemetry modes), or the raw-SQL baseline (`sql`), configured
- * like `service-redis`.
+ * (`service`, `service-redis`, `service-secure`), the service in a child
+ * process as production runs it (the telemetry modes), or the raw-SQL
+ * baseline (`sql`), configured like `service-redis`.
+ *
+ * `service-secure` is `service-redis` serving TLS that requires a client
+ * certificate (GRPC_TLS_CLIENT_CA_FILE) beside the same JWKS; its client
+ * presents the certificate and sends its bearer token on every call, on
+ * connections the warm-up has already opened (no handshake is measured). The
+ * service's authenticator lets a verified certificate name the principal over
+ * any token beside it, so the mode's actor is the certificate's SPIFFE ID,
+ * and the token's `sub` (`bench-service-secure`) differs from it on purpose:
+ * the records then show which of the two the service went by.
  */
 export async function startMode(
   name: BenchMode,
   options: BenchOptions,
   setting: ModeSetting,
 ): Promise<SwapMode> {
-  const actor = `bench-${name}`;
+  const actor = name === 'service-secure' ? BENCH_CLIENT_SPIFFE_ID : `bench-${name}`;
   const env = serviceEnv(name, options, setting);
   if (name === 'sql') {
     const config = loadConfig(env);
@@ -78,7 +99,13 @@ export async function startMode(
   const service = name.startsWith('telemetry')
     ? await startServiceProcess(name, env)
     : await startService(loadConfig(env));
-  const clients = serviceClients(service.port, actor);
+  const transport =
+    name === 'service-secure' ? pkiOf(setting).credentials() : credentials.createInsecure();
+  const clients = serviceClients(
+    service.port,
+    transport,
+    await setting.identity.token(`bench-${name}`),
+  );
   return {
     name,
     actor,
@@ -98,14 +125,23 @@ export async function startMode(
   };
 }
 
-function serviceClients(port: number, actor: string): ServiceClients {
+function pkiOf(setting: ModeSetting): BenchPki {
+  if (!setting.pki) throw new Error('service-secure needs the bench certificates (setting.pki)');
+  return setting.pki;
+}
+
+function serviceClients(
+  port: number,
+  transport: ChannelCredentials,
+  token: string,
+): ServiceClients {
   const address = `127.0.0.1:${port}`;
   return {
-    swaps: new SwapServiceClient(address, credentials.createInsecure()),
-    conflicts: new ConflictServiceClient(address, credentials.createInsecure()),
+    swaps: new SwapServiceClient(address, transport, CHANNEL_OPTIONS),
+    conflicts: new ConflictServiceClient(address, transport, CHANNEL_OPTIONS),
     metadata: () => {
       const metadata = new Metadata();
-      metadata.set('x-actor', actor);
+      metadata.set('authorization', `Bearer ${token}`);
       return metadata;
     },
     deadline: () => ({ deadline: new Date(Date.now() + DEADLINE_MS) }),
@@ -131,7 +167,9 @@ function serviceEnv(
     // The sweep is no part of a swap's cost, and would show up in a statement census.
     IDEMPOTENCY_SWEEP_INTERVAL_MS: '86400000',
     METRICS_PORT: '0',
+    ...setting.identity.env,
     ...(name !== 'service' && { REDIS_URL: options.redisUrl, LOCK_KEY_PREFIX: setting.keyPrefix }),
+    ...(name === 'service-secure' && pkiOf(setting).env),
   };
   const sink = setting.sinks.get(name);
   if (!name.startsWith('telemetry') || !sink) return common;
@@ -141,7 +179,10 @@ function serviceEnv(
   return {
     ...Object.fromEntries(inherited),
     ...common,
-    NODE_ENV: 'production',
+    // Production would refuse to serve this plaintext bench client (no
+    // GRPC_TLS_CERT_FILE); the telemetry bootstrap runs the same either way,
+    // since an OTLP endpoint is set.
+    NODE_ENV: 'test',
     LOG_LEVEL: 'warn',
     OTEL_SERVICE_NAME: 'swap-service-bench',
     OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,

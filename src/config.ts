@@ -23,9 +23,31 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   GRPC_HOST: z.string().min(1).default('0.0.0.0'),
   GRPC_PORT: int(0, 65535).default(50051),
-  GRPC_REFLECTION: bool.default(true),
+  // Unset: on, except in production, where it must be asked for (and the policy opens it to a role).
+  GRPC_REFLECTION: bool.optional(),
   /** Closes each client connection after this long, so new replicas get a share of traffic. */
   GRPC_MAX_CONNECTION_AGE_MS: int(0, 86_400_000).default(300_000),
+  /** The server's certificate chain and key (PEM); both or neither. Required in production. */
+  GRPC_TLS_CERT_FILE: z.string().min(1).optional(),
+  GRPC_TLS_KEY_FILE: z.string().min(1).optional(),
+  /** CA bundle (PEM) that client certificates must chain to; set, it makes them required (mTLS). */
+  GRPC_TLS_CLIENT_CA_FILE: z.string().min(1).optional(),
+  /** How often the TLS files are read again, so a rotated certificate is served without a restart. */
+  GRPC_TLS_REFRESH_MS: int(50, 86_400_000).default(60_000),
+  /** A plaintext port serving only grpc.health.v1, for probes that cannot speak TLS; 0: none. */
+  GRPC_HEALTH_PORT: int(0, 65535).default(0),
+  /** Largest request message accepted; a larger one fails RESOURCE_EXHAUSTED. */
+  GRPC_MAX_RECEIVE_MESSAGE_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
+  /** Largest response message sent; a larger one fails RESOURCE_EXHAUSTED instead. */
+  GRPC_MAX_SEND_MESSAGE_BYTES: int(1024, 64 * 1024 * 1024).default(4 * 1024 * 1024),
+  /** Calls one connection may have open at once (announced in SETTINGS); clients queue the rest. */
+  GRPC_MAX_CONCURRENT_STREAMS: int(1, 10_000).default(100),
+  /** Closes a connection that has had no call for this long (`0` = never). */
+  GRPC_MAX_CONNECTION_IDLE_MS: int(0, 86_400_000).default(120_000),
+  /** Pings closer together than this are strikes; after too many the client gets GOAWAY too_many_pings. */
+  GRPC_KEEPALIVE_MIN_PING_INTERVAL_MS: int(0, 86_400_000).default(300_000),
+  /** Whether a client may ping while it has no call open (otherwise every such ping is a strike). */
+  GRPC_KEEPALIVE_PERMIT_WITHOUT_CALLS: bool.default(false),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   DB_POOL_MAX: int(1, 200).default(10),
@@ -80,6 +102,24 @@ const EnvSchema = z.object({
   CONFLICT_ALTERNATION_WINDOW_WEEKS: int(2, 52).default(8),
   /** Port of the Prometheus scrape endpoint (/metrics); 0 turns it off. */
   METRICS_PORT: int(0, 65535).default(9464),
+  /** The identity provider's key set, fetched and cached; bearer tokens are verified against it. */
+  AUTH_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
+  /** A local key set (JSON), instead of AUTH_JWKS_URL. */
+  AUTH_JWKS_FILE: z.string().min(1).optional(),
+  /** The `iss` and `aud` every token must carry; required with a key set. */
+  AUTH_ISSUER: z.string().min(1).optional(),
+  AUTH_AUDIENCE: z.string().min(1).optional(),
+  /** The claim holding a token's roles (a string array); a dotted path such as realm_access.roles reaches into objects. */
+  AUTH_ROLES_CLAIM: z
+    .string()
+    .regex(/^[^.\s]+(\.[^.\s]+)*$/, 'must be a claim name or a dotted path')
+    .default('roles'),
+  /** Leeway for exp and nbf, for clocks that disagree a little. */
+  AUTH_CLOCK_SKEW_SECONDS: int(0, 300).default(30),
+  /** After a key-set fetch, how long before a token with an unknown kid may cause another. */
+  AUTH_JWKS_COOLDOWN_SECONDS: int(0, 3600).default(30),
+  /** Who may call what (YAML); absent: every method is open to every caller. */
+  AUTHZ_POLICY_FILE: z.string().min(1).optional(),
 });
 
 /** The validated, frozen configuration of one process. */
@@ -92,6 +132,11 @@ export interface Config {
     reflection: boolean;
     maxConnectionAgeMs: number;
     shutdownGraceMs: number;
+    /** Absent: plaintext (refused in production). */
+    tls: TlsConfig | undefined;
+    /** 0: no plaintext health port. */
+    healthPort: number;
+    limits: TransportLimits;
   };
   database: {
     /** Absent: start the embedded PostgreSQL. */
@@ -141,6 +186,43 @@ export interface Config {
     maxAlternations: number;
     alternationWindowWeeks: number;
   };
+  auth: {
+    /** Absent: bearer tokens are no way in. */
+    jwt:
+      | {
+          /** Exactly one of the two is set. */
+          jwksUrl: string | undefined;
+          jwksFile: string | undefined;
+          issuer: string;
+          audience: string;
+          rolesClaim: string;
+          clockSkewSeconds: number;
+          jwksCooldownSeconds: number;
+        }
+      | undefined;
+    /** Absent: every method is open to every caller. */
+    policyFile: string | undefined;
+  };
+}
+
+/** Where the server's TLS material is, and how often it is read again. */
+export interface TlsConfig {
+  certFile: string;
+  keyFile: string;
+  /** Set: client certificates are required and must chain to this CA bundle (mTLS). */
+  clientCaFile: string | undefined;
+  refreshMs: number;
+}
+
+/** What one client connection may ask of the server. */
+export interface TransportLimits {
+  maxReceiveMessageBytes: number;
+  maxSendMessageBytes: number;
+  maxConcurrentStreams: number;
+  /** 0: never closed for idleness. */
+  maxConnectionIdleMs: number;
+  keepaliveMinPingIntervalMs: number;
+  keepalivePermitWithoutCalls: boolean;
 }
 
 /** Names of every variable {@link loadConfig} reads. */
@@ -151,11 +233,22 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+export interface LoadConfigOptions {
+  /**
+   * Whether the process serves gRPC (the default). Only then does production
+   * require TLS: a database migration has no use for the server's key.
+   */
+  serves?: boolean;
+}
+
 /**
  * Parses and validates the environment once, at start-up. Nothing else in the
  * service reads `process.env`.
  */
-export function loadConfig(env: Record<string, string | undefined>): Config {
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  options: LoadConfigOptions = {},
+): Config {
   const picked = Object.fromEntries(
     CONFIG_ENV_NAMES.map((name) => [name, env[name] === '' ? undefined : env[name]]),
   );
@@ -167,20 +260,53 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
   }
   const e = parsed.data;
+  // Every cross-field problem at once, so one failed start names them all.
+  const problems: string[] = [];
   if (e.NODE_ENV === 'production' && !e.DATABASE_URL) {
-    throw new ConfigError(
-      'Invalid configuration:\n  DATABASE_URL: required in production (the embedded PostgreSQL is for development)',
+    problems.push(
+      'DATABASE_URL: required in production (the embedded PostgreSQL is for development)',
     );
   }
   if (e.NODE_ENV === 'production' && !e.REDIS_URL && !e.REDIS_SENTINELS && !e.REDIS_CLUSTER_NODES) {
-    throw new ConfigError(
-      'Invalid configuration:\n  REDIS_URL: required in production (replicas coordinate their locks through it)',
+    problems.push('REDIS_URL: required in production (replicas coordinate their locks through it)');
+  }
+  const jwks = e.AUTH_JWKS_URL ?? e.AUTH_JWKS_FILE;
+  const authProblem = authProblemOf(e);
+  if (authProblem) throw new ConfigError(`Invalid configuration:\n  ${authProblem}`);
+  if (e.TX_BACKOFF_BASE_MS > e.TX_BACKOFF_MAX_MS) {
+    problems.push('TX_BACKOFF_BASE_MS: must not exceed TX_BACKOFF_MAX_MS');
+  }
+  if (Boolean(e.GRPC_TLS_CERT_FILE) !== Boolean(e.GRPC_TLS_KEY_FILE)) {
+    problems.push(
+      `${e.GRPC_TLS_CERT_FILE ? 'GRPC_TLS_KEY_FILE' : 'GRPC_TLS_CERT_FILE'}: GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE are set together or not at all`,
+    );
+  } else if (e.GRPC_TLS_CLIENT_CA_FILE && !e.GRPC_TLS_CERT_FILE) {
+    problems.push(
+      'GRPC_TLS_CERT_FILE: required with GRPC_TLS_CLIENT_CA_FILE (client certificates need TLS)',
+    );
+  } else if (e.NODE_ENV === 'production' && !e.GRPC_TLS_CERT_FILE && options.serves !== false) {
+    problems.push(
+      'GRPC_TLS_CERT_FILE: required in production, with GRPC_TLS_KEY_FILE (the service never serves plaintext there)',
     );
   }
-  if (e.TX_BACKOFF_BASE_MS > e.TX_BACKOFF_MAX_MS) {
-    throw new ConfigError(
-      'Invalid configuration:\n  TX_BACKOFF_BASE_MS: must not exceed TX_BACKOFF_MAX_MS',
-    );
+  if (e.NODE_ENV === 'production' && options.serves !== false) {
+    // Production admits only callers who proved who they are, to what a policy allows.
+    if (!e.GRPC_TLS_CLIENT_CA_FILE && !jwks) {
+      problems.push(
+        'GRPC_TLS_CLIENT_CA_FILE or AUTH_JWKS_URL: required in production (callers must authenticate)',
+      );
+    }
+    if (!e.AUTHZ_POLICY_FILE) {
+      problems.push(
+        'AUTHZ_POLICY_FILE: required in production (every method is denied by default)',
+      );
+    }
+  }
+  if (e.GRPC_HEALTH_PORT !== 0 && e.GRPC_HEALTH_PORT === e.GRPC_PORT) {
+    problems.push('GRPC_HEALTH_PORT: must differ from GRPC_PORT');
+  }
+  if (problems.length > 0) {
+    throw new ConfigError(`Invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
   }
   return deepFreeze({
     env: e.NODE_ENV,
@@ -188,9 +314,27 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     grpc: {
       host: e.GRPC_HOST,
       port: e.GRPC_PORT,
-      reflection: e.GRPC_REFLECTION,
+      reflection: e.GRPC_REFLECTION ?? e.NODE_ENV !== 'production',
       maxConnectionAgeMs: e.GRPC_MAX_CONNECTION_AGE_MS,
       shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+      tls:
+        e.GRPC_TLS_CERT_FILE && e.GRPC_TLS_KEY_FILE
+          ? {
+              certFile: e.GRPC_TLS_CERT_FILE,
+              keyFile: e.GRPC_TLS_KEY_FILE,
+              clientCaFile: e.GRPC_TLS_CLIENT_CA_FILE,
+              refreshMs: e.GRPC_TLS_REFRESH_MS,
+            }
+          : undefined,
+      healthPort: e.GRPC_HEALTH_PORT,
+      limits: {
+        maxReceiveMessageBytes: e.GRPC_MAX_RECEIVE_MESSAGE_BYTES,
+        maxSendMessageBytes: e.GRPC_MAX_SEND_MESSAGE_BYTES,
+        maxConcurrentStreams: e.GRPC_MAX_CONCURRENT_STREAMS,
+        maxConnectionIdleMs: e.GRPC_MAX_CONNECTION_IDLE_MS,
+        keepaliveMinPingIntervalMs: e.GRPC_KEEPALIVE_MIN_PING_INTERVAL_MS,
+        keepalivePermitWithoutCalls: e.GRPC_KEEPALIVE_PERMIT_WITHOUT_CALLS,
+      },
     },
     database: {
       url: e.DATABASE_URL,
@@ -235,7 +379,38 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       maxAlternations: e.CONFLICT_MAX_ALTERNATIONS,
       alternationWindowWeeks: e.CONFLICT_ALTERNATION_WINDOW_WEEKS,
     },
+    auth: {
+      jwt:
+        jwks && e.AUTH_ISSUER && e.AUTH_AUDIENCE
+          ? {
+              jwksUrl: e.AUTH_JWKS_URL,
+              jwksFile: e.AUTH_JWKS_FILE,
+              issuer: e.AUTH_ISSUER,
+              audience: e.AUTH_AUDIENCE,
+              rolesClaim: e.AUTH_ROLES_CLAIM,
+              clockSkewSeconds: e.AUTH_CLOCK_SKEW_SECONDS,
+              jwksCooldownSeconds: e.AUTH_JWKS_COOLDOWN_SECONDS,
+            }
+          : undefined,
+      policyFile: e.AUTHZ_POLICY_FILE,
+    },
   });
+}
+
+/** What is wrong with the AUTH_* variables taken together, if anything. */
+function authProblemOf(e: z.infer<typeof EnvSchema>): string | undefined {
+  const jwks = e.AUTH_JWKS_URL ?? e.AUTH_JWKS_FILE;
+  if (e.AUTH_JWKS_URL && e.AUTH_JWKS_FILE)
+    return 'AUTH_JWKS_FILE: set AUTH_JWKS_URL or AUTH_JWKS_FILE, not both';
+  if (jwks && !e.AUTH_ISSUER)
+    return 'AUTH_ISSUER: required with a key set (the iss every token must carry)';
+  if (jwks && !e.AUTH_AUDIENCE)
+    return 'AUTH_AUDIENCE: required with a key set (the aud every token must carry)';
+  if (!jwks && (e.AUTH_ISSUER || e.AUTH_AUDIENCE))
+    return 'AUTH_JWKS_URL: AUTH_ISSUER and AUTH_AUDIENCE need a key set to verify tokens with (or AUTH_JWKS_FILE)';
+  if (e.NODE_ENV === 'production' && e.AUTH_JWKS_URL?.startsWith('http:'))
+    return 'AUTH_JWKS_URL: must be https in production (its keys decide who may call)';
+  return undefined;
 }
 
 function deepFreeze<T extends object>(value: T): T {

@@ -1,5 +1,12 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
+import { AuditTrail } from './audit/audit-trail';
+import { ListAuditEvents } from './audit/list-audit-events';
+import { VerifyAuditChain } from './audit/verify-audit-chain';
+
+import { Authenticator } from './auth/authenticator';
+import { AuthzPolicy } from './auth/authz-policy';
+import { JwtVerifier } from './auth/jwt-verifier';
 import { type Config, ConfigError, loadConfig } from './config';
 import { AutoResolve } from './conflicts/auto-resolve';
 import { ConflictDetector } from './conflicts/conflict-detector';
@@ -19,6 +26,9 @@ import { toIsoDate } from './domain/calendar';
 import { type Clock, systemClock } from './domain/clock';
 import { openDatabase, prepareDatabase } from './dev/database-bootstrap';
 import { printQuickStart } from './dev/quick-start';
+import { auditHandlers } from './grpc/audit-handlers';
+
+import { authentication } from './grpc/authentication';
 import { CallContexts } from './grpc/call-contexts';
 import { callLogging } from './grpc/call-logging';
 import { callMetrics } from './grpc/call-metrics';
@@ -62,6 +72,11 @@ export async function startService(
 ): Promise<RunningService> {
   const log = overrides.log ?? createLogger(config.logLevel);
   const clock = overrides.clock ?? systemClock;
+  // Before anything connects: a bad policy or key-set file stops the start here.
+  const policy = config.auth.policyFile
+    ? AuthzPolicy.load(config.auth.policyFile)
+    : AuthzPolicy.open();
+  const verifier = config.auth.jwt && JwtVerifier.create(config.auth.jwt);
   const database = await openDatabase(config.database, {
     poolMax: config.database.poolMax,
     acquireTimeoutMs: config.transactions.timeoutCeilingMs,
@@ -96,12 +111,15 @@ export async function startService(
 
     // Every executed or rolled-back swap runs detection for its weeks, in its own transaction.
     const detector = new ConflictDetector(config.conflicts);
+    // Every committed, replayed or refused mutating call leaves a row in the audit trail.
+    const audit = new AuditTrail(transactions, log, config.transactions.timeoutCeilingMs);
     const writePath = new WritePath(
       locks,
       idempotency,
       transactions,
       [(em, change) => detector.afterScheduleChange(em, change)],
       telemetry,
+      audit.mutationHooks,
     );
     const swapQueries = new SwapQueries(transactions);
     const executeSwap = new ExecuteSwap(writePath, clock, config.swaps, telemetry);
@@ -116,7 +134,12 @@ export async function startService(
     );
 
     const contexts = new CallContexts(config.transactions.defaultDeadlineMs);
-    const handlerDeps = { contexts, log };
+    const handlerDeps = { contexts, log, audit };
+    // Verified client certificates name the caller whenever mTLS is on.
+    const authenticator = new Authenticator({
+      verifier,
+      clientCertificates: config.grpc.tls?.clientCaFile !== undefined,
+    });
     const server = new GrpcServer(
       config.grpc,
       {
@@ -139,9 +162,29 @@ export async function startService(
           },
           handlerDeps,
         ),
+        audit: auditHandlers(
+          {
+            listAuditEvents: new ListAuditEvents(transactions),
+            verifyAuditChain: new VerifyAuditChain(transactions),
+          },
+          handlerDeps,
+        ),
       },
       // Outermost first: logging and metrics see every call, authentication goes after them.
-      [callLogging(log, contexts), callMetrics(telemetry), contexts.interceptor],
+      [
+        callLogging(log, contexts),
+        callMetrics(telemetry),
+        contexts.interceptor,
+        authentication({
+          authenticator,
+          policy,
+          contexts,
+          log,
+          // A caller that failed to authenticate has no principal to record.
+          onRefused: (event) =>
+            audit.recordRefusal({ ...event, principal: event.principal ?? 'unauthenticated' }),
+        }),
+      ],
       log,
     );
     const port = await server.start();

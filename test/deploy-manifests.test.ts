@@ -9,6 +9,7 @@ import * as policyV1 from 'kubernetes-models/policy/v1';
 import * as coreV1 from 'kubernetes-models/v1';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
+import { z } from 'zod';
 import { CONFIG_ENV_NAMES } from '../src/config';
 
 /**
@@ -27,6 +28,8 @@ const rel = (p: string) => path.relative(ROOT, p);
 const APP = 'swap-service';
 const SIDECAR = 'otel-collector';
 const SECRET = 'swap-service-secrets';
+/** tls.crt, tls.key and ca.crt, from an issuer (deploy/k8s/cert-manager in dev). */
+const TLS_SECRET = 'swap-service-tls';
 const GRPC_PORT = 50051;
 const METRICS_PORT = 9464;
 const ENTRY_POINT = [
@@ -37,7 +40,13 @@ const ENTRY_POINT = [
   'dist/main.js',
 ];
 /** Set in every environment: production configuration refuses to start without them. */
-const REQUIRED_IN_PROD = ['DATABASE_URL', 'REDIS_URL', 'NODE_ENV'];
+const REQUIRED_IN_PROD = [
+  'DATABASE_URL',
+  'REDIS_URL',
+  'NODE_ENV',
+  'GRPC_TLS_CERT_FILE',
+  'GRPC_TLS_KEY_FILE',
+];
 const SECRET_ENV = ['DATABASE_URL', 'REDIS_URL'];
 
 // --- objects ---------------------------------------------------------------
@@ -333,6 +342,101 @@ const PROD_LIKE = ['base', 'overlays/prod', 'overlays/prod/migrate'] as const;
 // --- schema ----------------------------------------------------------------
 
 type Validatable = new (data: unknown) => { validate(): void };
+
+// cert-manager's CRDs are not in kubernetes-models. Their objects are checked
+// here against the part of cert-manager.io/v1 our files use, strictly, so a
+// misspelt or misplaced field fails this test instead of the apply.
+const goDuration = z.string().regex(/^(\d+(\.\d+)?(h|m|s))+$/, 'a Go duration such as 2160h');
+const hours = (d: string) =>
+  [...d.matchAll(/(\d+(?:\.\d+)?)(h|m|s)/g)].reduce(
+    (sum, [, n, unit]) => sum + Number(n) / ({ h: 1, m: 60, s: 3600 } as const)[unit as 'h'],
+    0,
+  );
+const dnsName = z
+  .string()
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/);
+const crdMetadata = z.strictObject({
+  name: dnsName,
+  namespace: dnsName.optional(),
+  labels: z.record(z.string(), z.string()).optional(),
+  annotations: z.record(z.string(), z.string()).optional(),
+});
+const KEY_USAGES = [
+  'signing',
+  'digital signature',
+  'content commitment',
+  'key encipherment',
+  'key agreement',
+  'data encipherment',
+  'cert sign',
+  'crl sign',
+  'server auth',
+  'client auth',
+  'code signing',
+  'email protection',
+  'timestamping',
+  'ocsp signing',
+] as const;
+const certificateSchema = z.strictObject({
+  apiVersion: z.literal('cert-manager.io/v1'),
+  kind: z.literal('Certificate'),
+  metadata: crdMetadata,
+  spec: z
+    .strictObject({
+      secretName: dnsName,
+      issuerRef: z.strictObject({
+        name: dnsName,
+        kind: z.enum(['Issuer', 'ClusterIssuer']),
+        group: z.literal('cert-manager.io'),
+      }),
+      isCA: z.boolean().optional(),
+      commonName: z.string().min(1).max(64).optional(),
+      dnsNames: z.array(z.string().min(1)).optional(),
+      uris: z.array(z.url()).optional(),
+      ipAddresses: z.array(z.ipv4().or(z.ipv6())).optional(),
+      duration: goDuration.optional(),
+      renewBefore: goDuration.optional(),
+      usages: z.array(z.enum(KEY_USAGES)).optional(),
+      privateKey: z
+        .strictObject({
+          algorithm: z.enum(['RSA', 'ECDSA', 'Ed25519']),
+          size: z.number().int().positive().optional(),
+          encoding: z.enum(['PKCS1', 'PKCS8']).optional(),
+          rotationPolicy: z.enum(['Never', 'Always']).optional(),
+        })
+        .optional(),
+    })
+    .refine((spec) => spec.commonName || spec.dnsNames || spec.uris || spec.ipAddresses, {
+      message: 'a Certificate names a subject: commonName, dnsNames, uris or ipAddresses',
+    })
+    .refine(
+      (spec) =>
+        !spec.duration || !spec.renewBefore || hours(spec.renewBefore) < hours(spec.duration),
+      { message: 'renewBefore must be shorter than duration' },
+    ),
+});
+const issuerSchema = z.strictObject({
+  apiVersion: z.literal('cert-manager.io/v1'),
+  kind: z.literal('Issuer'),
+  metadata: crdMetadata,
+  spec: z
+    .strictObject({
+      selfSigned: z.strictObject({}).optional(),
+      ca: z.strictObject({ secretName: dnsName }).optional(),
+    })
+    .refine((spec) => Object.keys(spec).length === 1, {
+      message: 'an Issuer has exactly one kind (selfSigned or ca here)',
+    }),
+});
+function crdModel(schema: z.ZodType): Validatable {
+  return class {
+    constructor(private readonly data: unknown) {}
+    validate(): void {
+      schema.parse(this.data);
+    }
+  };
+}
+
 const MODELS: Record<string, Record<string, unknown>> = {
   v1: coreV1,
   'apps/v1': appsV1,
@@ -340,6 +444,10 @@ const MODELS: Record<string, Record<string, unknown>> = {
   'autoscaling/v2': autoscalingV2,
   'policy/v1': policyV1,
   'networking.k8s.io/v1': networkingV1,
+  'cert-manager.io/v1': {
+    Certificate: crdModel(certificateSchema),
+    Issuer: crdModel(issuerSchema),
+  },
 };
 
 function modelFor(obj: { apiVersion: string; kind: string }): Validatable | undefined {
@@ -522,10 +630,11 @@ describe('kustomize tree', () => {
     expect(orphans).toEqual([]);
   });
 
-  it('keeps the copies of the collector configs identical to their sources', () => {
+  it('keeps the copies of the collector configs and the policy identical to their sources', () => {
     const pairs = [
       ['otel-collector.yaml', 'deploy/k8s/base/config/otel-collector.yaml'],
       ['deploy/otel-gateway.yaml', 'deploy/k8s/otel-gateway/config/otel-gateway.yaml'],
+      ['src/auth/default-policy.yaml', 'deploy/k8s/base/config/authz-policy.yaml'],
     ];
     for (const [source, copy] of pairs) {
       const read = (p: string) => readFileSync(path.join(ROOT, p), 'utf8');
@@ -571,16 +680,45 @@ describe.each(['base', ...ENVIRONMENTS])('%s: the app Deployment', (name) => {
   const app = appContainer(deployment);
   const labels = must(deployment.spec?.template.metadata?.labels, 'pod labels');
 
-  it('probes the gRPC health service on the port the app listens on', () => {
+  it('probes the gRPC health service on the plaintext health port, beside the TLS port', () => {
     const configured = envValue(objects, app, 'GRPC_PORT');
     if (configured !== undefined) expect(Number(configured)).toBe(GRPC_PORT);
     expect(app.ports?.find((p) => p.name === 'grpc')?.containerPort).toBe(GRPC_PORT);
+    // kubelet's gRPC probes speak no TLS, so they go to GRPC_HEALTH_PORT.
+    const healthPort = Number(must(envValue(objects, app, 'GRPC_HEALTH_PORT'), 'GRPC_HEALTH_PORT'));
+    expect(healthPort).not.toBe(GRPC_PORT);
+    expect(app.ports?.find((p) => p.name === 'grpc-health')?.containerPort).toBe(healthPort);
     for (const probe of [app.startupProbe, app.readinessProbe, app.livenessProbe]) {
-      expect(must(probe, 'probe').grpc?.port).toBe(GRPC_PORT);
+      expect(must(probe, 'probe').grpc?.port).toBe(healthPort);
     }
     const metrics = envValue(objects, app, 'METRICS_PORT');
     if (metrics !== undefined) expect(Number(metrics)).toBe(METRICS_PORT);
     expect(app.ports?.find((p) => p.name === 'metrics')?.containerPort).toBe(METRICS_PORT);
+  });
+
+  it('serves mTLS from the files of the mounted TLS Secret, mounted whole so renewals reach them', () => {
+    const files = {
+      GRPC_TLS_CERT_FILE: 'tls.crt',
+      GRPC_TLS_KEY_FILE: 'tls.key',
+      GRPC_TLS_CLIENT_CA_FILE: 'ca.crt',
+    };
+    for (const [name, key] of Object.entries(files)) {
+      const file = must(envValue(objects, app, name), name);
+      expect(path.posix.basename(file), name).toBe(key);
+      const mount = must(
+        app.volumeMounts?.find((m) => m.mountPath === path.posix.dirname(file)),
+        `a mount at the directory of ${name}`,
+      );
+      // A subPath mount is never updated when the Secret is.
+      expect(mount.subPath).toBeUndefined();
+      expect(mount.readOnly).toBe(true);
+      const volume = must(
+        spec.volumes?.find((v) => v.name === mount.name),
+        `volume ${mount.name}`,
+      );
+      expect(volume.secret?.secretName).toBe(TLS_SECRET);
+      expect(volume.secret?.items).toBeUndefined();
+    }
   });
 
   it('sends OTLP to the sidecar receiver it shares the pod with', () => {
@@ -796,10 +934,15 @@ describe.each([...RENDERED.keys()])('%s: every workload', (dir) => {
     }
   });
 
-  it('refers only to ConfigMaps that exist, and to no Secret but the app one outside dev', () => {
+  it('refers only to ConfigMaps that exist, and to no Secret but the app ones outside dev', () => {
     for (const { obj, spec } of workloads(objects)) {
       for (const v of spec.volumes ?? []) {
         if (v.configMap) find(objects, 'ConfigMap', must(v.configMap.name, 'cm'));
+        if (v.secret && !dir.startsWith('deploy/k8s/overlays/dev')) {
+          expect([SECRET, TLS_SECRET], `${identity(obj)} volume ${v.name}`).toContain(
+            v.secret.secretName,
+          );
+        }
       }
       for (const c of allContainers(spec)) {
         for (const e of c.envFrom ?? []) {
@@ -846,6 +989,68 @@ describe('overlays', () => {
     );
     expect(hpa.spec?.minReplicas).toBe(3);
     expect(app.image).toMatch(/^[^:]+\/swap-service:\d+\.\d+\.\d+$/);
+    expect(envValue(objects, app, 'GRPC_REFLECTION')).toBe('false');
+  });
+
+  it('dev issues the mounted TLS Secret with cert-manager, for the names clients dial', () => {
+    const objects = rendered('overlays/dev');
+    type Certificate = z.infer<typeof certificateSchema>;
+    type Issuer = z.infer<typeof issuerSchema>;
+    const certificates = objects.filter(
+      (o) => o.kind === 'Certificate',
+    ) as unknown as Certificate[];
+    const issuer = (ref: Certificate['spec']['issuerRef']) =>
+      find<Issuer>(objects, ref.kind, ref.name);
+    const server = must(
+      certificates.find((c) => c.spec.secretName === TLS_SECRET),
+      `a Certificate for ${TLS_SECRET}`,
+    );
+    expect(server.spec.usages).toContain('server auth');
+    for (const name of [APP, `${APP}-headless`]) {
+      find(objects, 'Service', name);
+      expect(server.spec.dnsNames).toContain(name);
+    }
+    // Its issuer is a CA whose certificate (ca.crt) also signs the callers'.
+    const caSecret = must(issuer(server.spec.issuerRef).spec.ca?.secretName, 'a CA issuer');
+    const ca = must(
+      certificates.find((c) => c.spec.secretName === caSecret),
+      `the CA Certificate ${caSecret}`,
+    );
+    expect(ca.spec.isCA).toBe(true);
+    expect(issuer(ca.spec.issuerRef).spec.selfSigned).toEqual({});
+    const client = must(
+      certificates.find((c) => c.spec.usages?.includes('client auth')),
+      'a client Certificate',
+    );
+    expect(client.spec.issuerRef).toEqual(server.spec.issuerRef);
+    expect(client.spec.uris?.[0]).toMatch(/^spiffe:\/\/[^/]+\/ns\/[^/]+\/sa\/[^/]+$/);
+  });
+
+  it("dev's gateway collector takes OTLP only from the app's pods and sends only to Jaeger", () => {
+    const objects = rendered('overlays/dev');
+    const [gateway] = serviceBehind(objects, 'otel-gateway:4317').backends;
+    const policy = find<networkingV1.INetworkPolicy>(objects, 'NetworkPolicy', 'otel-gateway');
+    const p = must(policy.spec, 'policy spec');
+    expect(matches(p.podSelector.matchLabels, must(gateway, 'gateway').labels)).toBe(true);
+    expect(p.policyTypes?.sort()).toEqual(['Egress', 'Ingress']);
+    const appLabels = must(appDeployment(objects).spec?.template.metadata?.labels, 'app labels');
+    const otlp = (p.ingress ?? []).filter((r) =>
+      r.ports?.some((x) => x.port === 4317 || x.port === 4318),
+    );
+    expect(otlp.length).toBeGreaterThan(0);
+    for (const rule of otlp) {
+      for (const from of must(rule.from, 'OTLP sources')) {
+        expect(matches(from.podSelector?.matchLabels, appLabels)).toBe(true);
+      }
+    }
+    const [jaeger] = serviceBehind(objects, 'jaeger-collector:4317').backends;
+    const toJaeger = must(
+      p.egress?.find((r) => r.ports?.some((x) => x.port === 4317)),
+      'egress to Jaeger',
+    );
+    expect(
+      toJaeger.to?.some((t) => matches(t.podSelector?.matchLabels, must(jaeger, 'jaeger').labels)),
+    ).toBe(true);
   });
 
   it('dev wires sidecar → gateway Service → Jaeger Service, names and ports matching', () => {

@@ -1,17 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import {
-  type Client,
-  type ClientReadableStream,
-  credentials,
-  makeGenericClientConstructor,
-  type ServiceError,
-  status,
-} from '@grpc/grpc-js';
-import { service as healthService } from 'grpc-health-check';
+import { type Client, credentials, type ServiceError, status } from '@grpc/grpc-js';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addDays, toIsoDate, mondayOf } from '../src/domain/calendar';
 import { SwapServiceClient, SwapStatus, SwapType } from '../src/generated/swap/v1/swap';
+import {
+  checkHealth,
+  freshHealthClient,
+  type HealthClient,
+  type HealthStatus,
+} from './support/health-client';
 import { ScheduleFixture } from './support/schedule-fixture';
 import { type ServiceProcess, startServiceProcess } from './support/service-process';
 import { backendPid, connect, sessionsOn, waitFor } from './support/sql-fixtures';
@@ -26,39 +24,6 @@ import { swapApi } from './support/test-service';
  */
 
 const SHUTDOWN_GRACE_MS = 20_000;
-
-type HealthStatus = 'UNKNOWN' | 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
-interface HealthClient extends Client {
-  check(
-    request: { service: string },
-    options: { deadline: Date },
-    callback: (error: ServiceError | null, response: { status: HealthStatus }) => void,
-  ): void;
-  watch(request: { service: string }): ClientReadableStream<{ status: HealthStatus }>;
-}
-const HealthClientConstructor = makeGenericClientConstructor(
-  healthService,
-  'Health',
-) as unknown as new (
-  address: string,
-  creds: ReturnType<typeof credentials.createInsecure>,
-  options?: object,
-) => HealthClient;
-
-/** A client on a connection of its own (not shared through grpc-js's global subchannel pool). */
-function freshHealthClient(address: string): HealthClient {
-  return new HealthClientConstructor(address, credentials.createInsecure(), {
-    'grpc.use_local_subchannel_pool': 1,
-  });
-}
-
-function checkHealth(client: HealthClient, service: string): Promise<HealthStatus> {
-  return new Promise((resolve, reject) => {
-    client.check({ service }, { deadline: new Date(Date.now() + 5_000) }, (error, response) =>
-      error ? reject(error) : resolve(response.status),
-    );
-  });
-}
 
 /** Collects the statuses a Health.Watch stream reports, and lets a test wait for one. */
 function watchHealth(client: HealthClient, service: string) {
@@ -114,7 +79,8 @@ describe('SIGTERM while a swap is in flight', () => {
       const address = `127.0.0.1:${service.port}`;
       const health = freshHealthClient(address);
       clients.push(health);
-      expect(await checkHealth(health, 'swap.v1.SwapService')).toBe('SERVING');
+      for (const name of ['swap.v1.SwapService', 'swap.v1.ConflictService', 'swap.v1.AuditService'])
+        expect(await checkHealth(health, name), name).toBe('SERVING');
 
       // The child runs on the real clock, so the swapped weeks lie ahead of the real date.
       const firstWeek = addDays(mondayOf(toIsoDate(new Date())), 8 * 7);

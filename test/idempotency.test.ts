@@ -1,31 +1,26 @@
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
-import { credentials, status } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import type pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { addDays } from '../src/domain/calendar';
-import {
-  type ExecuteSwapRequest,
-  SwapServiceClient,
-  SwapStatus,
-  SwapType,
-} from '../src/generated/swap/v1/swap';
+import { type ExecuteSwapRequest, SwapStatus, SwapType } from '../src/generated/swap/v1/swap';
 import {
   errorOf,
   executeSwapAnswer,
   okResponse,
   rollbackSwapAnswer,
 } from './support/replay-aware-calls';
+import type { JwtIssuer } from './support/jwt-issuer';
 import { TEST_REDIS_URL } from './support/redis-url';
 import { ScheduleFixture } from './support/schedule-fixture';
-import { type ServiceProcess, startServiceProcess } from './support/service-process';
+import { ProcessHarness } from './support/process-harness';
 import { backendPid, connect, waitFor } from './support/sql-fixtures';
 import { createTestDatabase, type TestDatabase } from './support/test-database';
 import {
   errorDetails,
   startTestService,
   type TestService,
-  useTestService,
+  useTokenAuthenticatedService,
 } from './support/test-service';
 
 /**
@@ -36,9 +31,11 @@ import {
  * they check the sweeper that removes expired keys.
  */
 
+// The file's service authenticates callers by bearer token: its keys are scoped by who they prove to be.
+let issuer: JwtIssuer;
 let ts: TestService;
 let fx: ScheduleFixture;
-useTestService((started) => ({ ts, fx } = started));
+useTokenAuthenticatedService((started) => ({ ts, fx, issuer } = started));
 
 // ---------------------------------------------------------------------------
 // Schedules and what the database holds.
@@ -145,9 +142,10 @@ describe('ExecuteSwap with one request_id', () => {
     const { a, b, request } = await crossWeekSwap(fx, '2030-02-04', '2030-02-18');
     const weekOfA = await holdings(fx.db, a);
     const weekOfB = await holdings(fx.db, b);
+    const token = await issuer.token('racer');
     const answers = await Promise.all(
       Array.from({ length: 20 }, () =>
-        executeSwapAnswer(ts.client, request, { actor: 'racer', deadlineMs: 60_000 }),
+        executeSwapAnswer(ts.client, request, { token, deadlineMs: 60_000 }),
       ),
     );
 
@@ -165,7 +163,7 @@ describe('ExecuteSwap with one request_id', () => {
     expect(await holdings(fx.db, a)).toEqual(weekOfB);
     expect(await holdings(fx.db, b)).toEqual(weekOfA);
     expect(await idempotencyRows(fx.db, request.requestId!)).toEqual([
-      expect.objectContaining({ scope: 'racer:ExecuteSwap' }),
+      expect.objectContaining({ scope: '["racer",null,"ExecuteSwap"]' }),
     ]);
   });
 
@@ -197,7 +195,8 @@ describe('ExecuteSwap with one request_id', () => {
   it('rejects the same request_id with another body as IDEMPOTENCY_KEY_REUSED, writing nothing', async () => {
     const { a, request } = await crossWeekSwap(fx, '2030-04-01', '2030-04-15');
     const other = await crossWeekSwap(fx, '2030-04-01', '2030-04-15');
-    okResponse(await executeSwapAnswer(ts.client, request, { actor: 'alice' }));
+    const alice = await issuer.token('alice');
+    okResponse(await executeSwapAnswer(ts.client, request, { token: alice }));
     const before = await fx.snapshot();
     const keyBefore = await idempotencyRows(fx.db, request.requestId!);
 
@@ -205,7 +204,7 @@ describe('ExecuteSwap with one request_id', () => {
       { ...request, reason: 'another reason' },
       { ...other.request, requestId: request.requestId },
     ]) {
-      const answer = await executeSwapAnswer(ts.client, changed, { actor: 'alice' });
+      const answer = await executeSwapAnswer(ts.client, changed, { token: alice });
       const error = errorOf(answer);
       expect(error.code).toBe(status.INVALID_ARGUMENT);
       expect(errorDetails(error).reason).toBe('IDEMPOTENCY_KEY_REUSED');
@@ -218,18 +217,20 @@ describe('ExecuteSwap with one request_id', () => {
     expect(await idempotencyRows(fx.db, request.requestId!)).toEqual(keyBefore);
   });
 
-  it('keeps keys of different actors apart: the same request_id and body from another actor runs again', async () => {
+  it('keeps keys of different principals apart: the same request_id and body from another principal runs again', async () => {
     const { a, b, request } = await sharedWeekSwap(fx, '2030-04-29');
     const mornings = await holdings(fx.db, a);
+    const alice = await issuer.token('alice');
+    const bob = await issuer.token('bob');
 
-    const byAlice = await executeSwapAnswer(ts.client, request, { actor: 'alice' });
+    const byAlice = await executeSwapAnswer(ts.client, request, { token: alice });
     expect(byAlice.replayed).toBe(false);
     const aliceSwap = okResponse(byAlice).swap!;
     expect(await holdings(fx.db, b)).toEqual(mornings);
 
     // Bob's key is his own: his call executes (and so swaps the halves back)
     // rather than replaying Alice's answer or being refused as a reused key.
-    const byBob = await executeSwapAnswer(ts.client, request, { actor: 'bob' });
+    const byBob = await executeSwapAnswer(ts.client, request, { token: bob });
     expect(byBob.replayed).toBe(false);
     const bobSwap = okResponse(byBob).swap!;
     expect(bobSwap.id).not.toBe(aliceSwap.id);
@@ -237,17 +238,17 @@ describe('ExecuteSwap with one request_id', () => {
     expect(await holdings(fx.db, a)).toEqual(mornings);
     expect(await swapsOf(fx.db, a)).toBe(2);
 
-    // Each actor's retry replays that actor's own answer.
-    const aliceAgain = await executeSwapAnswer(ts.client, request, { actor: 'alice' });
+    // Each principal's retry replays that principal's own answer.
+    const aliceAgain = await executeSwapAnswer(ts.client, request, { token: alice });
     expect(aliceAgain.replayed).toBe(true);
     expect(okResponse(aliceAgain).swap).toEqual(aliceSwap);
-    const bobAgain = await executeSwapAnswer(ts.client, request, { actor: 'bob' });
+    const bobAgain = await executeSwapAnswer(ts.client, request, { token: bob });
     expect(bobAgain.replayed).toBe(true);
     expect(okResponse(bobAgain).swap).toEqual(bobSwap);
     expect(await swapsOf(fx.db, a)).toBe(2);
     expect((await idempotencyRows(fx.db, request.requestId!)).map((r) => r.scope)).toEqual([
-      'alice:ExecuteSwap',
-      'bob:ExecuteSwap',
+      '["alice",null,"ExecuteSwap"]',
+      '["bob",null,"ExecuteSwap"]',
     ]);
   });
 });
@@ -256,12 +257,13 @@ describe('RollbackSwap with one request_id', () => {
   it('rolls back once; the second call replays the answer', async () => {
     const { request } = await crossWeekSwap(fx, '2030-05-06', '2030-05-20');
     const schedule = await fx.snapshot();
-    const { swap } = okResponse(await executeSwapAnswer(ts.client, request));
+    const token = await issuer.token('carol');
+    const { swap } = okResponse(await executeSwapAnswer(ts.client, request, { token }));
     expect(await fx.snapshot()).not.toEqual(schedule);
 
     // The execute call's request_id, reused on another method: another key, so it runs.
     const rollback = { swapId: swap!.id, reason: 'changed plans', requestId: request.requestId };
-    const first = await rollbackSwapAnswer(ts.client, rollback);
+    const first = await rollbackSwapAnswer(ts.client, rollback, { token });
     expect(first.replayed).toBe(false);
     const rolledBack = okResponse(first);
     expect(rolledBack.swap?.status).toBe(SwapStatus.SWAP_STATUS_ROLLED_BACK);
@@ -269,7 +271,7 @@ describe('RollbackSwap with one request_id', () => {
     expect(after).toEqual(schedule);
 
     // A second rollback would fail (the swap is no longer EXECUTED); the replay answers OK.
-    const second = await rollbackSwapAnswer(ts.client, rollback);
+    const second = await rollbackSwapAnswer(ts.client, rollback, { token });
     expect(second.replayed).toBe(true);
     expect(okResponse(second)).toEqual(rolledBack);
     expect(await fx.snapshot()).toEqual(after);
@@ -279,8 +281,8 @@ describe('RollbackSwap with one request_id', () => {
     );
     expect(rows).toEqual([{ status: 'ROLLED_BACK', rolled_back_at: expect.any(Date) as Date }]);
     expect((await idempotencyRows(fx.db, request.requestId!)).map((r) => r.scope)).toEqual([
-      'anonymous:ExecuteSwap',
-      'anonymous:RollbackSwap',
+      '["carol",null,"ExecuteSwap"]',
+      '["carol",null,"RollbackSwap"]',
     ]);
   });
 });
@@ -497,75 +499,15 @@ describe('the idempotency sweeper', () => {
 // ---------------------------------------------------------------------------
 // The service as its own process, killed between commit and reply.
 
-/**
- * A TCP proxy in front of `targetPort`. Client bytes always pass; once armed,
- * the server's bytes are swallowed, so a reply is sent but never arrives.
- * When either side closes, so does the other.
- */
-async function startBlackholeProxy(targetPort: number) {
-  let armed = false;
-  let swallowed = 0;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((downstream) => {
-    const upstream = net.connect(targetPort, '127.0.0.1');
-    sockets.add(downstream).add(upstream);
-    downstream.pipe(upstream);
-    upstream.on('data', (chunk: Buffer) => {
-      if (armed) swallowed += chunk.length;
-      else downstream.write(chunk);
-    });
-    const closeBoth = () => {
-      downstream.destroy();
-      upstream.destroy();
-    };
-    for (const socket of [downstream, upstream]) {
-      socket.on('error', closeBoth);
-      socket.on('close', closeBoth);
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    arm: () => (armed = true),
-    swallowed: () => swallowed,
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
 describe('a crash between commit and reply', () => {
   let db: TestDatabase | undefined;
   let f: ScheduleFixture | undefined;
-  const children: ServiceProcess[] = [];
-  const clients: SwapServiceClient[] = [];
-  let proxy: Awaited<ReturnType<typeof startBlackholeProxy>> | undefined;
+  const processes = new ProcessHarness(() => db!.url);
   afterAll(async () => {
-    for (const client of clients) client.close();
-    for (const child of children) child.kill('SIGKILL');
-    await Promise.all(children.map((c) => c.exited));
-    await proxy?.close();
+    await processes.close();
     await f?.close();
     await db?.drop();
   });
-
-  async function serve(lockKeyPrefix: string): Promise<ServiceProcess> {
-    const child = await startServiceProcess(
-      { DATABASE_URL: db!.url, LOCK_KEY_PREFIX: lockKeyPrefix },
-      { inherit: ['REDIS_URL'] },
-    );
-    children.push(child);
-    return child;
-  }
-
-  function clientOf(port: number): SwapServiceClient {
-    const client = new SwapServiceClient(`127.0.0.1:${port}`, credentials.createInsecure(), {
-      'grpc.use_local_subchannel_pool': 1,
-    });
-    clients.push(client);
-    return client;
-  }
 
   it(
     'replays the committed swap to the retry after the server was SIGKILLed before replying',
@@ -578,26 +520,19 @@ describe('a crash between commit and reply', () => {
       const weekOfA = await holdings(f.db, a);
       const weekOfB = await holdings(f.db, b);
 
-      const first = await serve(`k${randomUUID().slice(0, 8)}`);
-      proxy = await startBlackholeProxy(first.port);
-      const viaProxy = clientOf(proxy.port);
-      // Open the HTTP/2 connection through the proxy while replies still pass.
-      await new Promise<void>((resolve, reject) =>
-        viaProxy.waitForReady(new Date(Date.now() + 10_000), (e) => (e ? reject(e) : resolve())),
+      const first = await processes.serve();
+      const { exit, answer } = await processes.crashBeforeReply(
+        first,
+        (client) => executeSwapAnswer(client, request, { deadlineMs: 60_000 }),
+        async () => (await swapsOf(f!.db, a)) === 1,
       );
-
-      proxy.arm();
-      const lost = executeSwapAnswer(viaProxy, request, { deadlineMs: 60_000 });
-      await waitFor('the swap to commit', async () => (await swapsOf(f!.db, a)) === 1);
-      first.kill('SIGKILL');
-      expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
-      const lostAnswer = await lost;
-      expect(lostAnswer.ok).toBe(false);
+      expect(exit).toEqual({ code: null, signal: 'SIGKILL' });
+      expect(answer.ok).toBe(false);
 
       // A fresh process on the same database, and another Redis key prefix, so
       // nothing but what PostgreSQL committed can answer the retry.
-      const second = await serve(`k${randomUUID().slice(0, 8)}`);
-      const retry = await executeSwapAnswer(clientOf(second.port), request);
+      const second = await processes.serve();
+      const retry = await executeSwapAnswer(processes.clientOf(second.port), request);
       expect(retry.replayed).toBe(true);
       const { swap } = okResponse(retry);
 

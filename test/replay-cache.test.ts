@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { idempotencyScopeOf } from '../src/domain/call-context';
 import { SwapType } from '../src/generated/swap/v1/swap';
 import { TEST_REDIS_URL } from './support/redis-url';
 import type { ScheduleFixture } from './support/schedule-fixture';
@@ -38,7 +39,11 @@ it('caches a committed answer for no longer than its key lives in PostgreSQL', a
     reason: 'cache lifetime',
     requestId,
   });
-  const key = `{${PREFIX}}:idem:anonymous:ExecuteSwap:${requestId}`;
+  const scope = idempotencyScopeOf(
+    { principal: 'anonymous', onBehalfOf: undefined, peer: '' },
+    'ExecuteSwap',
+  );
+  const key = `{${PREFIX}}:idem:${scope}:${requestId}`;
   // The cache write is not awaited by the call; wait (bounded) until it lands.
   for (let i = 0; i < 100 && (await redis.exists(key)) === 0; i++) {
     await new Promise((resolve) => setTimeout(resolve, 20));

@@ -24,6 +24,7 @@ import {
   STATUS_ERROR,
   startOtlpReceiver,
 } from './support/otlp-receiver';
+import { JwtIssuer } from './support/jwt-issuer';
 import { deadlockWith, type Settled } from './support/provoke-deadlock';
 import { TEST_REDIS_URL } from './support/redis-url';
 import { ScheduleFixture } from './support/schedule-fixture';
@@ -56,6 +57,9 @@ let fx: ScheduleFixture;
 let client: SwapServiceClient;
 let api: SwapApi;
 const clients: Client[] = [];
+let issuer: JwtIssuer;
+/** The test's calls prove they come from `tracing-test` with this bearer token. */
+let token: string;
 
 // The caller's side of the trace: a tracer of the test's own, never registered globally.
 const clientSpans = new InMemorySpanExporter();
@@ -68,7 +72,10 @@ const propagator = new W3CTraceContextPropagator();
 beforeAll(async () => {
   db = await createTestDatabase();
   receiver = await startOtlpReceiver();
+  issuer = await JwtIssuer.start();
+  token = await issuer.token('tracing-test', [], { exp: Math.floor(Date.now() / 1000) + 3600 });
   service = await startServiceProcess({
+    ...issuer.env(),
     DATABASE_URL: db.url,
     REDIS_URL: TEST_REDIS_URL,
     LOCK_KEY_PREFIX: `tr${db.name.slice(-10)}`,
@@ -89,6 +96,7 @@ afterAll(async () => {
   // The child flushes its last spans on SIGTERM, so it stops before the receiver.
   await service?.stop();
   await receiver?.close();
+  await issuer?.close();
   await fx?.close();
   await db?.drop();
   await tracerProvider.shutdown();
@@ -107,7 +115,7 @@ async function traced<T>(
 ): Promise<TracedCall<T>> {
   const span = tracer.startSpan(name, { kind: SpanKind.CLIENT });
   const metadata = new Metadata();
-  metadata.set('x-actor', 'tracing-test');
+  metadata.set('authorization', `Bearer ${token}`);
   propagator.inject(trace.setSpan(ROOT_CONTEXT, span), metadata, {
     set: (carrier: Metadata, key, value) => carrier.set(key, value),
   });
@@ -120,6 +128,26 @@ async function traced<T>(
   } finally {
     span.end();
   }
+}
+
+/** The trace ids of the audit rows of a request. */
+async function auditTraceIds(requestId: string): Promise<string[]> {
+  const { rows } = await fx.db.query<{ trace_id: string }>(
+    'select trace_id from audit_event where request_id = $1 order by id',
+    [requestId],
+  );
+  return rows.map((r) => r.trace_id);
+}
+
+/** `<span> <attribute>` of every span or event attribute in a trace whose value matches. */
+function attributesOfTrace(traceId: string, matches: (value: string) => boolean): string[] {
+  return receiver
+    .trace(traceId)
+    .flatMap((s) =>
+      [...Object.entries(s.attributes), ...s.events.flatMap((e) => Object.entries(e.attributes))]
+        .filter(([, value]) => matches(String(value)))
+        .map(([key]) => `${s.name} ${key}`),
+    );
 }
 
 function codeOf(result: Settled<unknown>): string {
@@ -267,6 +295,9 @@ describe('one trace per call, continued from the caller', () => {
         .length,
     ).toBeGreaterThanOrEqual(2);
 
+    // The call's audit row, written in its transaction, carries its trace.
+    expect(await auditTraceIds(requestId)).toEqual([call.traceId]);
+
     // The business attributes are ids, never names.
     const businessValues = Object.values(business.attributes).map(String);
     for (const name of pair.names) {
@@ -277,13 +308,17 @@ describe('one trace per call, continued from the caller', () => {
   it('keeps person names out of every span, SQL text included', () => {
     expect(first, 'the first test made the call').toBeDefined();
     // The caller's free-text reason names a person, as reasons do.
-    const spans = receiver.trace(first!.call.traceId);
-    const leaks = spans.flatMap((s) =>
-      [...Object.entries(s.attributes), ...s.events.flatMap((e) => Object.entries(e.attributes))]
-        .filter(([, value]) => first!.names.some((name) => String(value).includes(name)))
-        .map(([key]) => `${s.name} ${key}`),
+    const leaks = attributesOfTrace(first!.call.traceId, (value) =>
+      first!.names.some((name) => value.includes(name)),
     );
     expect(leaks).toEqual([]);
+  });
+
+  it('keeps the bearer token out of every span and every log line', () => {
+    expect(first, 'the first test made the call').toBeDefined();
+    expect(attributesOfTrace(first!.call.traceId, (value) => value.includes(token))).toEqual([]);
+    expect(service!.logs.filter((line) => JSON.stringify(line).includes(token))).toEqual([]);
+    expect(service!.stderr()).not.toContain(token);
   });
 
   it('writes the trace id into the call’s log line', async () => {
@@ -296,7 +331,7 @@ describe('one trace per call, continued from the caller', () => {
       method: 'ExecuteSwap',
       status: 'OK',
       request_id: requestId,
-      actor: 'tracing-test',
+      principal: 'tracing-test',
     });
     expect(line.duration_ms).toBeTypeOf('number');
     expect(line.span_id).toMatch(/^[0-9a-f]{16}$/);
@@ -409,9 +444,10 @@ describe('retries and failures in the trace', () => {
   it('does not mark a rejected swap (FAILED_PRECONDITION) as an error anywhere', async () => {
     const pair = await swapPair('rejected');
     const idle = await fx.faculty('core');
+    const requestId = randomUUID();
     const call = await traced('client ExecuteSwap (rejected)', (options) =>
       // The idle faculty holds nothing in W1: NO_ASSIGNMENTS.
-      api.executeSwap({ ...pair.request(), sourceFacultyId: idle }, options),
+      api.executeSwap({ ...pair.request(requestId), sourceFacultyId: idle }, options),
     );
     expect(call.result.ok).toBe(false);
     const error = (call.result as { error: ServiceError }).error;
@@ -425,6 +461,8 @@ describe('retries and failures in the trace', () => {
     expect(server.attributes['rpc.grpc.status_code']).toBe(status.FAILED_PRECONDITION);
     expect(only(spans, 'swap.execute').attributes['app.error.reason']).toBe('NO_ASSIGNMENTS');
     expect(spans.filter((s) => s.status.code === STATUS_ERROR).map((s) => s.name)).toEqual([]);
+    // The refusal's audit row, written after the answer was decided, is in the call's trace too.
+    expect(await auditTraceIds(requestId)).toEqual([call.traceId]);
   });
 
   it('marks an INTERNAL error on the server span', async () => {
@@ -450,7 +488,14 @@ describe('retries and failures in the trace', () => {
     expect(server.attributes['rpc.grpc.status_code']).toBe(status.INTERNAL);
     expect(server.status.code).toBe(STATUS_ERROR);
     expect(only(spans, 'swap.execute').status.code).toBe(STATUS_ERROR);
-    const attempt = only(spans, 'db.transaction');
+    // The swap's attempt; the refusal's audit row is a transaction of its own, under the server span.
+    const inSwap = spans.filter((s) =>
+      ancestorsOf(s, spans).some((a) => a.name === 'swap.execute'),
+    );
+    const attempt = only(inSwap, 'db.transaction');
+    expect(
+      spans.filter((s) => s.name === 'db.transaction' && s.parentSpanId === server.spanId),
+    ).toHaveLength(1);
     expect(attempt.attributes['db.transaction.outcome']).toBe('rolled_back');
     expect(attempt.attributes['db.response.status_code']).toBe('42703');
     expect(attempt.status.code).toBe(STATUS_ERROR);

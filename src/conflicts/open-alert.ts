@@ -1,11 +1,17 @@
 import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { NotFoundError, PreconditionFailedError } from '../domain/errors';
+import type { MutationSubjects } from '../write-path/mutation-hooks';
 import { ConflictAlert, OPEN_STATUSES } from './conflict-alert.entity';
 
 /** The lock name of an alert; every write to it holds this. */
 export function conflictLockName(conflictId: string): string {
   return `conflict:${conflictId}`;
+}
+
+/** What a write to an alert is filed under in the audit trail. */
+export function alertSubjectsOf(alert: ConflictAlert): MutationSubjects {
+  return { swapIds: [], conflictIds: [alert.id] };
 }
 
 /**

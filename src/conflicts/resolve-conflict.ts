@@ -152,6 +152,10 @@ export class ResolveConflict {
       request: resolution.request,
       lockNames,
       change: (ctx) => this.applyIn(ctx, alert.id, option, resolution.notes),
+      subjects: ({ alert: resolved, swap }) => ({
+        swapIds: swap ? [swap.id] : [],
+        conflictIds: [resolved.id],
+      }),
     });
   }
 

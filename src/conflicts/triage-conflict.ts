@@ -3,7 +3,7 @@ import type { Clock } from '../domain/clock';
 import { PreconditionFailedError } from '../domain/errors';
 import type { Committed, WritePath } from '../write-path/write-path';
 import type { ConflictAlert } from './conflict-alert.entity';
-import { conflictLockName, lockOpenAlert } from './open-alert';
+import { alertSubjectsOf, conflictLockName, lockOpenAlert } from './open-alert';
 
 /** AcknowledgeConflict and IgnoreConflict: status changes with no schedule change. */
 export class TriageConflict {
@@ -24,6 +24,7 @@ export class TriageConflict {
       requestId,
       request: { conflictId, notes },
       lockNames: [conflictLockName(conflictId)],
+      subjects: alertSubjectsOf,
       change: async ({ em, actor }) => {
         const alert = await lockOpenAlert(em, conflictId);
         if (alert.status === 'ACKNOWLEDGED') {
@@ -56,6 +57,7 @@ export class TriageConflict {
       requestId,
       request: { conflictId, reason },
       lockNames: [conflictLockName(conflictId)],
+      subjects: alertSubjectsOf,
       change: async ({ em, actor }) => {
         const alert = await lockOpenAlert(em, conflictId);
         alert.status = 'IGNORED';

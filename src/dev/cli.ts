@@ -15,7 +15,8 @@ type Command = (typeof COMMANDS)[number];
 const CLI_POOL_MAX = 2;
 
 async function run(command: Command): Promise<void> {
-  const config = loadConfig(process.env);
+  // It serves nothing, so production asks it for no TLS files.
+  const config = loadConfig(process.env, { serves: false });
   // The bootstrap's JSON lines are for the service's logs; the CLI reports in plain words below.
   const log = createLogger('silent');
   const db = await openDatabase(config.database, {

@@ -60,6 +60,63 @@ export class CallCancelledError extends DomainError {
   }
 }
 
+// ── Who is calling ─────────────────────────────────────────────────────────
+
+/**
+ * Why a call's credentials did not prove who is calling. Each says what to fix
+ * without echoing the credential itself.
+ */
+export type UnauthenticatedReason =
+  | 'MISSING_CREDENTIALS'
+  | 'INVALID_TOKEN'
+  | 'TOKEN_EXPIRED'
+  | 'TOKEN_NOT_YET_VALID'
+  | 'WRONG_AUDIENCE'
+  | 'WRONG_ISSUER'
+  | 'UNSUPPORTED_ALGORITHM'
+  | 'UNKNOWN_KEY'
+  | 'UNTRUSTED_CERTIFICATE';
+
+/**
+ * Authentication is on and the call carried no credential that proves a
+ * principal. Maps to UNAUTHENTICATED.
+ */
+export class UnauthenticatedError extends DomainError {
+  constructor(
+    readonly reason: UnauthenticatedReason,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, {}, options);
+  }
+}
+
+/** The principal is known but its roles do not allow what it asked. Maps to PERMISSION_DENIED. */
+export abstract class PermissionDeniedError extends DomainError {
+  constructor(
+    readonly method: string,
+    message: string,
+  ) {
+    super(message, { method });
+  }
+}
+
+/** No role of the principal grants the method. */
+export class MethodNotAllowedError extends PermissionDeniedError {
+  readonly reason = 'METHOD_NOT_ALLOWED';
+  constructor(principal: string, method: string) {
+    super(method, `${principal} may not call ${method}`);
+  }
+}
+
+/** The call names a person it acts for (`x-on-behalf-of`), and no role of the principal grants `delegate`. */
+export class DelegationNotAllowedError extends PermissionDeniedError {
+  readonly reason = 'DELEGATION_NOT_ALLOWED';
+  constructor(principal: string, method: string) {
+    super(method, `${principal} may not act on behalf of another person`);
+  }
+}
+
 // ── The schedule ───────────────────────────────────────────────────────────
 
 /**
@@ -163,7 +220,8 @@ export class DeadlineExceededError extends DomainError {
 /** A dependency is down and the call should be retried later. Maps to UNAVAILABLE. */
 export class ServiceUnavailableError extends DomainError {
   constructor(
-    readonly reason: 'LOCK_SERVICE_UNAVAILABLE' | 'DATABASE_UNAVAILABLE',
+    readonly reason:
+      'LOCK_SERVICE_UNAVAILABLE' | 'DATABASE_UNAVAILABLE' | 'IDENTITY_PROVIDER_UNAVAILABLE',
     message: string,
     readonly retryAfterMs: number,
     options?: ErrorOptions,

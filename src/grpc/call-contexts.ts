@@ -1,25 +1,30 @@
 import type { Metadata, ServerInterceptor } from '@grpc/grpc-js';
 import { ServerInterceptingCall } from '@grpc/grpc-js';
-import type { CallContext } from '../domain/call-context';
+import type { CallBudget } from '../domain/call-budget';
+import type { Caller, CallContext } from '../domain/call-context';
 import { CallCancelledError, DeadlineExceededError } from '../domain/errors';
 
-const ACTOR_KEY = 'x-actor';
-const MAX_ACTOR_LENGTH = 200;
-
 /**
- * The call context of every call in flight, built by an interceptor as the
- * call's metadata arrives and looked up by the handler through that metadata.
- * The budget ends at the gRPC deadline (or `defaultDeadlineMs` from now when
- * the caller set none), and its signal fires when the caller cancels.
+ * The call context of every call in flight, looked up by the handler through
+ * the call's metadata (which grpc-js hands unchanged from the interceptors to
+ * the handler). It is built in two steps: {@link interceptor} gives each call
+ * its budget as the metadata arrives; the authentication interceptor, which
+ * runs inside it, then {@link admit}s the call with the caller it proved. A
+ * call that authentication refused never has a context.
  */
 export class CallContexts {
-  // Keyed by the call's metadata object, which grpc-js hands unchanged from
-  // the interceptors to the handler; entries go when the call does.
+  // Entries go when the call's metadata does.
+  private readonly budgets = new WeakMap<Metadata, CallBudget>();
   private readonly byMetadata = new WeakMap<Metadata, CallContext>();
 
   constructor(private readonly defaultDeadlineMs: number) {}
 
-  /** The interceptor that builds each call's context; it must be in the server's chain. */
+  /**
+   * The interceptor that gives each call its budget: it ends at the gRPC
+   * deadline (or `defaultDeadlineMs` from now when the caller set none), and
+   * its signal fires when the caller cancels. It must be in the server's
+   * chain, before the authentication interceptor.
+   */
   readonly interceptor: ServerInterceptor = (_method, call) => {
     const cancelled = new AbortController();
     const deadline = deadlineOf(call.getDeadline(), this.defaultDeadlineMs);
@@ -27,10 +32,7 @@ export class CallContexts {
       start: (next) =>
         next({
           onReceiveMetadata: (metadata, nextMetadata) => {
-            this.byMetadata.set(metadata, {
-              actor: actorOf(metadata),
-              budget: { deadline, signal: cancelled.signal },
-            });
+            this.budgets.set(metadata, { deadline, signal: cancelled.signal });
             nextMetadata(metadata);
           },
           // grpc-js cancels a call when its deadline passes, too.
@@ -44,7 +46,14 @@ export class CallContexts {
     });
   };
 
-  /** The context of a call, by its metadata, if the interceptor has built one. */
+  /** Completes a call's context with the caller that authentication established. */
+  admit(metadata: Metadata, caller: Caller): void {
+    const budget = this.budgets.get(metadata);
+    if (!budget) throw new Error('no call budget: CallContexts.interceptor must run first');
+    this.byMetadata.set(metadata, { caller, budget });
+  }
+
+  /** The context of a call, by its metadata, if the call was admitted. */
   find(metadata: Metadata): CallContext | undefined {
     return this.byMetadata.get(metadata);
   }
@@ -52,7 +61,8 @@ export class CallContexts {
   /** The context of a call, by its metadata. */
   of(metadata: Metadata): CallContext {
     const context = this.byMetadata.get(metadata);
-    if (!context) throw new Error('no call context: CallContexts.interceptor is not installed');
+    if (!context)
+      throw new Error('no call context: the authentication interceptor is not installed');
     return context;
   }
 }
@@ -60,11 +70,4 @@ export class CallContexts {
 function deadlineOf(deadline: Date | number, fallbackMs: number): number {
   const at = deadline instanceof Date ? deadline.getTime() : deadline;
   return Number.isFinite(at) ? at : Date.now() + fallbackMs;
-}
-
-// Until authentication binds it to a principal, the actor is whatever the caller says.
-function actorOf(metadata: Metadata): string {
-  const value = metadata.get(ACTOR_KEY)[0];
-  const actor = typeof value === 'string' ? value.trim().slice(0, MAX_ACTOR_LENGTH) : '';
-  return actor || 'anonymous';
 }

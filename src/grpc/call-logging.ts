@@ -41,7 +41,7 @@ export function callLogging(log: Logger, contexts: CallContexts): ServerIntercep
             status: status[sent.code] ?? String(sent.code),
             duration_ms: Math.round((performance.now() - started) * 100) / 100,
             request_id: requestId || undefined,
-            actor: metadata && contexts.find(metadata)?.actor,
+            principal: metadata && contexts.find(metadata)?.caller.principal,
           },
           'call',
         );

@@ -114,7 +114,8 @@ export function conflictHandlers(
         replayed,
       };
     }),
-    autoResolve: unary(deps, async (request, ctx) => {
+    // Mutating: each resolution it commits is audited by the write path, a refusal here.
+    autoResolve: mutating(deps, async (request, ctx) => {
       const requestId = requireUuid('request_id', request.requestId);
       const maxRisk = requireEnum(
         'max_risk',
@@ -131,7 +132,7 @@ export function conflictHandlers(
       }
       const ids = request.conflictIds.map((id, i) => requireUuid(`conflict_ids[${i}]`, id));
       const items = await autoResolve.autoResolve(ids, maxRisk, requestId, ctx);
-      return { results: items.map(toAutoResolveResult) };
+      return { response: { results: items.map(toAutoResolveResult) }, replayed: false };
     }),
   };
 }

@@ -7,8 +7,10 @@ import {
   DomainError,
   InvalidArgumentError,
   NotFoundError,
+  PermissionDeniedError,
   PreconditionFailedError,
   ServiceUnavailableError,
+  UnauthenticatedError,
 } from '../domain/errors';
 import { type Any } from '../generated/google/protobuf/any';
 import {
@@ -54,6 +56,10 @@ export function toGrpcError(error: unknown, log: Logger): GrpcError {
     ]);
   }
   if (error instanceof NotFoundError) return build(status.NOT_FOUND, error.message, [info]);
+  if (error instanceof UnauthenticatedError)
+    return build(status.UNAUTHENTICATED, error.message, [info]);
+  if (error instanceof PermissionDeniedError)
+    return build(status.PERMISSION_DENIED, error.message, [info]);
   if (error instanceof CallCancelledError) return build(status.CANCELLED, error.message, [info]);
   if (error instanceof PreconditionFailedError) {
     const failure = PreconditionFailure.encode({

@@ -87,12 +87,17 @@ export function listWindowOf(request: { weekFrom: string; weekTo: string; pageSi
   if (weekFrom && weekTo && weekFrom > weekTo) {
     throw new InvalidArgumentError('week_to', 'must not be before week_from', 'INVALID_RANGE');
   }
-  if (request.pageSize < 0 || request.pageSize > MAX_PAGE_SIZE) {
+  return { weekFrom, weekTo, pageSize: pageSizeOf(request.pageSize) };
+}
+
+/** A List call's page size: 0 means the default, and more than the maximum is refused. */
+export function pageSizeOf(pageSize: number): number {
+  if (pageSize < 0 || pageSize > MAX_PAGE_SIZE) {
     throw new InvalidArgumentError(
       'page_size',
       `must be between 0 and ${MAX_PAGE_SIZE}`,
       'INVALID_PAGE_SIZE',
     );
   }
-  return { weekFrom, weekTo, pageSize: request.pageSize || DEFAULT_PAGE_SIZE };
+  return pageSize || DEFAULT_PAGE_SIZE;
 }

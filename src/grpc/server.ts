@@ -1,16 +1,26 @@
 import path from 'node:path';
-import { Server, ServerCredentials, type ServerInterceptor } from '@grpc/grpc-js';
+import {
+  Server,
+  ServerCredentials,
+  type ServerInterceptor,
+  type ServerOptions,
+} from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
+import type { TlsConfig, TransportLimits } from '../config';
+import { AuditServiceService, type AuditServiceServer } from '../generated/swap/v1/audit';
 import { ConflictServiceService, type ConflictServiceServer } from '../generated/swap/v1/conflict';
 import { SwapServiceService, type SwapServiceServer } from '../generated/swap/v1/swap';
+import { enforcePingPolicy } from './ping-policy';
+import { createServerCredentials } from './server-credentials';
 
 /** Fully qualified names of the services we serve; health reports each. */
 export const SWAP_SERVICE_NAME = 'swap.v1.SwapService';
 export const CONFLICT_SERVICE_NAME = 'swap.v1.ConflictService';
-const SERVED = ['', SWAP_SERVICE_NAME, CONFLICT_SERVICE_NAME];
+export const AUDIT_SERVICE_NAME = 'swap.v1.AuditService';
+const SERVED = ['', SWAP_SERVICE_NAME, CONFLICT_SERVICE_NAME, AUDIT_SERVICE_NAME];
 
 // src/grpc and dist/grpc sit at the same depth, so this finds the contract from both.
 const PROTO_ROOT = path.resolve(__dirname, '../../proto');
@@ -20,6 +30,11 @@ export interface GrpcServerOptions {
   port: number;
   reflection: boolean;
   maxConnectionAgeMs: number;
+  /** Absent: plaintext. */
+  tls: TlsConfig | undefined;
+  /** A plaintext port serving only grpc.health.v1 (for probes that cannot speak TLS); 0: none. */
+  healthPort: number;
+  limits: TransportLimits;
 }
 
 /**
@@ -29,6 +44,7 @@ export interface GrpcServerOptions {
  */
 export class GrpcServer {
   private readonly server: Server;
+  private readonly healthServer: Server | undefined;
   private readonly health = new HealthImplementation(
     Object.fromEntries(SERVED.map((name) => [name, 'SERVING' as const])),
   );
@@ -40,39 +56,67 @@ export class GrpcServer {
    */
   constructor(
     private readonly options: GrpcServerOptions,
-    handlers: { swaps: SwapServiceServer; conflicts: ConflictServiceServer },
+    handlers: {
+      swaps: SwapServiceServer;
+      conflicts: ConflictServiceServer;
+      audit: AuditServiceServer;
+    },
     interceptors: ServerInterceptor[],
     private readonly log: Logger,
   ) {
-    this.server = new Server({
-      interceptors,
-      // Connections are recycled so that clients spread onto replicas added by scaling.
-      ...(options.maxConnectionAgeMs > 0 && {
-        'grpc.max_connection_age_ms': options.maxConnectionAgeMs,
-        'grpc.max_connection_age_grace_ms': 30_000,
-      }),
-    });
+    this.server = new Server({ interceptors, ...transportOptions(options) });
     this.server.addService(SwapServiceService, handlers.swaps);
     this.server.addService(ConflictServiceService, handlers.conflicts);
+    this.server.addService(AuditServiceService, handlers.audit);
     this.health.addToServer(this.server);
     if (options.reflection) {
       const definition = loadSync(
-        ['swap/v1/swap.proto', 'swap/v1/conflict.proto'].map((file) => path.join(PROTO_ROOT, file)),
+        ['swap/v1/swap.proto', 'swap/v1/conflict.proto', 'swap/v1/audit.proto'].map((file) =>
+          path.join(PROTO_ROOT, file),
+        ),
         { includeDirs: [PROTO_ROOT] },
       );
       new ReflectionService(definition).addToServer(this.server);
+    }
+    // Probes call health every few seconds; they are neither logged nor measured.
+    if (options.healthPort > 0) {
+      this.healthServer = new Server(transportOptions(options));
+      this.health.addToServer(this.healthServer);
     }
   }
 
   /** Binds and starts serving; resolves to the bound port (useful with port 0). */
   async start(): Promise<number> {
-    const address = `${this.options.host}:${this.options.port}`;
-    this.boundPort = await new Promise<number>((resolve, reject) => {
-      this.server.bindAsync(address, ServerCredentials.createInsecure(), (error, port) =>
-        error ? reject(error) : resolve(port),
+    const { credentials } = createServerCredentials(this.options.tls, this.log);
+    this.boundPort = await this.listen(this.server, this.options.port, credentials);
+    if (this.healthServer) {
+      const port = await this.listen(
+        this.healthServer,
+        this.options.healthPort,
+        ServerCredentials.createInsecure(),
+      );
+      this.log.info({ port }, 'serving grpc.health.v1 in plaintext for probes');
+    }
+    return this.boundPort;
+  }
+
+  private async listen(server: Server, port: number, credentials: ServerCredentials) {
+    const bound = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(`${this.options.host}:${port}`, credentials, (error, p) =>
+        error ? reject(error) : resolve(p),
       );
     });
-    return this.boundPort;
+    // Attached in the same tick as the listen completes (grpc-js resolves
+    // through promises only), so no connection is accepted unwatched.
+    enforcePingPolicy(
+      server,
+      {
+        minIntervalMs: this.options.limits.keepaliveMinPingIntervalMs,
+        permitWithoutCalls: this.options.limits.keepalivePermitWithoutCalls,
+      },
+      this.log,
+    );
+    return bound;
   }
 
   /**
@@ -92,5 +136,27 @@ export class GrpcServer {
         resolve();
       });
     });
+    // Last, so probes see NOT_SERVING (not a refused connection) while calls drain.
+    this.healthServer?.forceShutdown();
   }
+}
+
+/** Server options every port shares: connection lifetime and what one connection may ask. */
+function transportOptions(options: GrpcServerOptions): ServerOptions {
+  const { limits } = options;
+  return {
+    'grpc.max_receive_message_length': limits.maxReceiveMessageBytes,
+    'grpc.max_send_message_length': limits.maxSendMessageBytes,
+    // Announced in SETTINGS: a client queues calls beyond it, so no connection
+    // runs more than this many handlers (and database transactions) at once.
+    'grpc.max_concurrent_streams': limits.maxConcurrentStreams,
+    ...(limits.maxConnectionIdleMs > 0 && {
+      'grpc.max_connection_idle_ms': limits.maxConnectionIdleMs,
+    }),
+    // Connections are recycled so that clients spread onto replicas added by scaling.
+    ...(options.maxConnectionAgeMs > 0 && {
+      'grpc.max_connection_age_ms': options.maxConnectionAgeMs,
+      'grpc.max_connection_age_grace_ms': 30_000,
+    }),
+  };
 }

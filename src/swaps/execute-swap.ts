@@ -14,6 +14,7 @@ import { Assignment } from '../schedule/assignment.entity';
 import { CallAssignment } from '../schedule/call-assignment.entity';
 import { lockNameOf } from '../schedule/faculty-week-key';
 import { Person } from '../schedule/person.entity';
+import type { MutationSubjects } from '../write-path/mutation-hooks';
 import type { ScheduleChange, WriteContext } from '../write-path/write-context';
 import type { Committed, WritePath } from '../write-path/write-path';
 import { readScheduleFacts } from './schedule-facts-reader';
@@ -71,6 +72,7 @@ export class ExecuteSwap {
           request: command,
           lockNames: lockNamesOf(command),
           change: (ctx) => this.applyIn(ctx, command),
+          subjects: swapSubjectsOf,
         })
         .catch((error: unknown) => {
           this.telemetry.swaps.add(1, { ...counted, outcome: outcomeOf(error) });
@@ -215,6 +217,11 @@ export function scheduleChangeOf(record: SwapRecord): ScheduleChange {
     facultyIds: [record.sourceFacultyId, record.targetFacultyId],
     weeks: [record.sourceWeek, ...(record.targetWeek ? [record.targetWeek] : [])],
   };
+}
+
+/** What a swap call is filed under in the audit trail: the swap it executed or rolled back. */
+export function swapSubjectsOf(record: SwapRecord): MutationSubjects {
+  return { swapIds: [record.id], conflictIds: [] };
 }
 
 /** A low-cardinality label for a failed swap: the domain reason code, or `error`. */

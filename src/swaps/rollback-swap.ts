@@ -12,7 +12,7 @@ import { lockNameOf } from '../schedule/faculty-week-key';
 import { Person } from '../schedule/person.entity';
 import type { WriteContext } from '../write-path/write-context';
 import type { Committed, WritePath } from '../write-path/write-path';
-import { outcomeOf, scheduleChangeOf } from './execute-swap';
+import { outcomeOf, scheduleChangeOf, swapSubjectsOf } from './execute-swap';
 import { touchedWeeksOf, transfersOf } from './swap-command';
 import type { SwapQueries } from './swap-queries';
 import { SwapRecord } from './swap-record.entity';
@@ -69,6 +69,7 @@ export class RollbackSwap {
           request: { swapId, reason },
           lockNames: [`swap:${record.id}`, ...touchedWeeksOf(transfersOf(record)).map(lockNameOf)],
           change: (ctx) => this.rollbackIn(ctx, swapId, reason),
+          subjects: swapSubjectsOf,
         })
         .catch((error: unknown) => {
           this.telemetry.swaps.add(1, { ...counted, outcome: outcomeOf(error) });

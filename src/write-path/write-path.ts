@@ -3,9 +3,10 @@ import v8 from 'node:v8';
 import type { IdempotencyStore, StoredResponse } from '../coordination/idempotency-store';
 import type { ScheduleLocks } from '../coordination/schedule-locks';
 import type { TransactionRunner } from '../db/transaction-runner';
-import type { CallContext } from '../domain/call-context';
+import { type CallContext, idempotencyScopeOf, recordedActorOf } from '../domain/call-context';
 import { InvalidArgumentError } from '../domain/errors';
 import type { ServiceTelemetry } from '../observability/service-telemetry';
+import type { MutationHooks, MutationRecord, MutationSubjects } from './mutation-hooks';
 import { type ScheduleChangeHook, type WriteContext, writeContextOf } from './write-context';
 
 /** A write that needs the call's locks and one transaction, but no idempotency key. */
@@ -30,6 +31,8 @@ export interface Mutation<T> extends LockedWrite<T> {
    * server decided: a reused key with another request is refused.
    */
   request: unknown;
+  /** The swaps and conflicts the answer concerns, recorded with it; none unless given. */
+  subjects?: (value: T) => MutationSubjects;
 }
 
 /** The answer of a mutating call, and whether it was replayed rather than recomputed. */
@@ -50,9 +53,11 @@ export interface Committed<T> {
  * 5. idempotency: the key is claimed in the transaction;
  * 6. change: the use case's change, whose row-lock helper fences as it locks,
  *    and whose schedule-change announcements run the hooks in the same transaction;
- * 7. answer: stored under the key, committed with the change or not at all.
+ * 7. answer: stored under the key, committed with the change or not at all;
+ * 8. commit hooks: the last statements before COMMIT (the audit row).
  *
- * Use cases only describe the call; none of them can skip a step.
+ * A replay (step 1, or a key found committed at step 5) runs the replay hooks
+ * instead. Use cases only describe the call; none of them can skip a step.
  */
 export class WritePath {
   constructor(
@@ -61,15 +66,16 @@ export class WritePath {
     private readonly transactions: TransactionRunner,
     private readonly hooks: readonly ScheduleChangeHook[],
     private readonly telemetry: ServiceTelemetry,
+    private readonly mutationHooks: MutationHooks = {},
   ) {}
 
   /** Runs a mutating call exactly once per request id, as described above. */
   async commit<T>(call: CallContext, mutation: Mutation<T>): Promise<Committed<T>> {
     const { requestId } = mutation;
-    const scope = `${call.actor}:${mutation.method}`;
+    const scope = idempotencyScopeOf(call.caller, mutation.method);
     const fingerprint = fingerprintOf(mutation.request);
     const earlier = await this.idempotency.lookup(scope, requestId);
-    if (earlier) return this.replay<T>(mutation.method, fingerprint, earlier);
+    if (earlier) return this.replay(call, mutation, fingerprint, earlier);
 
     const outcome = await this.underLocks(call, mutation, async (ctx) => {
       const committed = await this.idempotency.claim(ctx.em, scope, requestId, fingerprint);
@@ -82,10 +88,13 @@ export class WritePath {
       // against the cache's lifetime rather than extending it.
       const measuredAt = performance.now();
       const ttlMs = await this.idempotency.complete(ctx.em, scope, requestId, response);
+      // Last, so whatever a hook locks (the audit chain's head) is held for the COMMIT alone.
+      const record = recordOf(call, mutation, fingerprint, value);
+      for (const hook of this.mutationHooks.onCommitted ?? []) await hook(ctx.em, record);
       return { kind: 'fresh' as const, value, response, ttlMs, measuredAt };
     });
     if (outcome.kind === 'replay')
-      return this.replay<T>(mutation.method, fingerprint, outcome.committed);
+      return this.replay(call, mutation, fingerprint, outcome.committed);
     // The key's time left was measured by the database; what has passed since, by us.
     const ttlMs = outcome.ttlMs - (performance.now() - outcome.measuredAt);
     // Best effort, and never worth a round trip of the caller's time: not awaited.
@@ -114,12 +123,17 @@ export class WritePath {
     return this.locks.withLocks(write.lockNames, call.budget, (guard) =>
       this.transactions.transactionally(guard.budget, async (em) => {
         await guard.enter(em);
-        return work(writeContextOf(em, call.actor, guard, this.hooks));
+        return work(writeContextOf(em, recordedActorOf(call.caller), guard, this.hooks));
       }),
     );
   }
 
-  private replay<T>(method: string, fingerprint: string, stored: StoredResponse): Committed<T> {
+  private async replay<T>(
+    call: CallContext,
+    mutation: Mutation<T>,
+    fingerprint: string,
+    stored: StoredResponse,
+  ): Promise<Committed<T>> {
     if (stored.fingerprint !== fingerprint) {
       throw new InvalidArgumentError(
         'request_id',
@@ -127,9 +141,28 @@ export class WritePath {
         'IDEMPOTENCY_KEY_REUSED',
       );
     }
-    this.telemetry.replays.add(1, { method });
-    return { value: v8.deserialize(stored.response) as T, replayed: true };
+    this.telemetry.replays.add(1, { method: mutation.method });
+    const value = v8.deserialize(stored.response) as T;
+    const record = recordOf(call, mutation, fingerprint, value);
+    for (const hook of this.mutationHooks.onReplayed ?? []) await hook(record);
+    return { value, replayed: true };
   }
+}
+
+function recordOf<T>(
+  call: CallContext,
+  mutation: Mutation<T>,
+  fingerprint: string,
+  value: T,
+): MutationRecord {
+  return {
+    caller: call.caller,
+    method: mutation.method,
+    requestId: mutation.requestId,
+    fingerprint,
+    value,
+    subjects: mutation.subjects?.(value) ?? { swapIds: [], conflictIds: [] },
+  };
 }
 
 /** SHA-256 of the request as canonical JSON (object keys sorted), so field order never matters. */

@@ -25,8 +25,10 @@ export type Answer<Res> =
   | { ok: false; error: ServiceError; replayed: boolean };
 
 export interface AskOptions {
-  /** Sent as `x-actor`; the service scopes idempotency keys by it. */
-  actor?: string;
+  /** Sent as `authorization: Bearer …`; the service scopes idempotency keys by its principal. */
+  token?: string;
+  /** More request headers, e.g. `x-on-behalf-of`. */
+  headers?: Record<string, string>;
   /** 30 s unless given. */
   deadlineMs?: number;
 }
@@ -39,7 +41,8 @@ type Invoke<Res> = (
 
 function ask<Res>(invoke: Invoke<Res>, options: AskOptions): Promise<Answer<Res>> {
   const metadata = new Metadata();
-  if (options.actor) metadata.set('x-actor', options.actor);
+  if (options.token) metadata.set('authorization', `Bearer ${options.token}`);
+  for (const [key, value] of Object.entries(options.headers ?? {})) metadata.set(key, value);
   const deadline = new Date(Date.now() + (options.deadlineMs ?? 30_000));
   return new Promise((resolve) => {
     let replayed = false;

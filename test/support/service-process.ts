@@ -70,25 +70,52 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** How a process that was not meant to start ended, and what it said. */
+export interface FailedStart extends ProcessExit {
+  stdout: string;
+  stderr: string;
+}
+
 /**
- * Starts src/main.ts with `env` on an ephemeral gRPC port, and resolves once it
- * serves. It learns the port from the `serving gRPC` line, so LOG_LEVEL stays at
- * info. Unless `env` sets METRICS_PORT, the Prometheus exporter gets a free
- * port: with none (0) and no OTLP endpoint the telemetry bootstrap would do
- * nothing, which is not how production runs.
+ * Runs src/main.ts with `env` (as {@link startServiceProcess} would) until it
+ * exits by itself, for configurations that must refuse to start; rejects if it
+ * starts serving instead (it is then stopped).
  */
-export async function startServiceProcess(
+export async function runUntilExit(
   env: Record<string, string>,
-  options: ServiceProcessOptions = {},
-): Promise<ServiceProcess> {
+  options: Pick<ServiceProcessOptions, 'inherit'> = {},
+): Promise<FailedStart> {
+  const child = spawnService({ METRICS_PORT: '0', ...env }, options);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+    if (stdout.includes('"msg":"serving gRPC"')) child.kill('SIGKILL');
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  const exit = await new Promise<ProcessExit>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  if (stdout.includes('"msg":"serving gRPC"')) {
+    throw new Error(`the service started serving instead of refusing to; stdout:\n${stdout}`);
+  }
+  return { ...exit, stdout, stderr };
+}
+
+/** The child process of src/main.ts with `env` over the defaults of a test service. */
+function spawnService(
+  env: Record<string, string>,
+  options: Pick<ServiceProcessOptions, 'inherit'>,
+): ChildProcessByStdio<null, Readable, Readable> {
   const inherited = Object.fromEntries(
     (options.inherit ?? []).flatMap((name) => {
       const value = process.env[name];
       return value ? [[name, value]] : [];
     }),
   ) as Record<string, string>;
-  const metricsPort = env.METRICS_PORT ?? String(await freePort());
-  const child: ChildProcessByStdio<null, Readable, Readable> = spawn(
+  return spawn(
     process.execPath,
     ['--require', 'tsx/cjs', '--require', './src/telemetry.ts', 'src/main.ts'],
     {
@@ -102,12 +129,26 @@ export async function startServiceProcess(
         SEED_DEMO: 'false',
         ...inherited,
         ...env,
-        METRICS_PORT: metricsPort,
         LOG_LEVEL: 'info',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
+}
+
+/**
+ * Starts src/main.ts with `env` on an ephemeral gRPC port, and resolves once it
+ * serves. It learns the port from the `serving gRPC` line, so LOG_LEVEL stays at
+ * info. Unless `env` sets METRICS_PORT, the Prometheus exporter gets a free
+ * port: with none (0) and no OTLP endpoint the telemetry bootstrap would do
+ * nothing, which is not how production runs.
+ */
+export async function startServiceProcess(
+  env: Record<string, string>,
+  options: ServiceProcessOptions = {},
+): Promise<ServiceProcess> {
+  const metricsPort = env.METRICS_PORT ?? String(await freePort());
+  const child = spawnService({ ...env, METRICS_PORT: metricsPort }, options);
   const logs: LogLine[] = [];
   // Woken on every new line and at exit, so `logged` never polls.
   const listeners = new Set<() => void>();

@@ -1,11 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import {
   type CallOptions as GrpcCallOptions,
+  type ChannelCredentials,
+  type ChannelOptions,
   credentials,
+  type Interceptor,
   Metadata,
   type ServiceError,
 } from '@grpc/grpc-js';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { afterAll, beforeAll } from 'vitest';
 import { loadConfig } from '../../src/config';
 import {
@@ -28,6 +31,13 @@ import {
   type ResolveConflictResponse,
 } from '../../src/generated/swap/v1/conflict';
 import {
+  type AuditServiceClient,
+  ListAuditEventsRequest,
+  type ListAuditEventsResponse,
+  VerifyAuditChainRequest,
+  type VerifyAuditChainResponse,
+} from '../../src/generated/swap/v1/audit';
+import {
   ExecuteSwapRequest,
   type ExecuteSwapResponse,
   GetSwapRequest,
@@ -47,6 +57,7 @@ import {
 } from '../../src/generated/google/rpc/error_details';
 import { Status } from '../../src/generated/google/rpc/status';
 import { type RunningService, startService } from '../../src/main';
+import { JwtIssuer } from './jwt-issuer';
 import { ScheduleFixture } from './schedule-fixture';
 import { TestClock } from './test-clock';
 import { createTestDatabase, type TestDatabase } from './test-database';
@@ -54,6 +65,8 @@ import { createTestDatabase, type TestDatabase } from './test-database';
 /** A real service on 127.0.0.1:0 over a database of its own, and a real client. */
 export interface TestService {
   service: RunningService;
+  /** `127.0.0.1:<port>`, for clients of a test's own. */
+  address: string;
   client: SwapServiceClient;
   api: SwapApi;
   conflictClient: ConflictServiceClient;
@@ -69,6 +82,12 @@ export interface TestService {
 export interface TestServiceOptions {
   /** Serve this database (another service's, say) instead of a new one; close leaves it. */
   database?: TestDatabase;
+  /** What the service's clients connect with (a TLS service needs them); plaintext unless given. */
+  clientCredentials?: ChannelCredentials;
+  /** The service's logger; pino at TEST_LOG_LEVEL (silent unless set) unless given. */
+  log?: Logger;
+  /** Interceptors of the service's clients (to add credentials, say). */
+  clientInterceptors?: Interceptor[];
 }
 
 /** The test calendar: "today" is a Monday, and weeks after it are open to swaps. */
@@ -97,19 +116,16 @@ export async function startTestService(
     LOCK_KEY_PREFIX: lockKeyPrefix,
     ...env,
   });
-  const service = await startService(config, { clock, log: pino({ level: logLevel }) });
-  // Connections of their own, so a service started after another one stopped
-  // on the same port never reaches a subchannel grpc-js kept for the first.
-  const clientOptions = { 'grpc.use_local_subchannel_pool': 1 };
+  const log = options.log ?? pino({ level: logLevel });
+  const service = await startService(config, { clock, log });
   const address = `127.0.0.1:${service.port}`;
-  const client = new SwapServiceClient(address, credentials.createInsecure(), clientOptions);
-  const conflictClient = new ConflictServiceClient(
-    address,
-    credentials.createInsecure(),
-    clientOptions,
-  );
+  const channelCredentials = options.clientCredentials ?? credentials.createInsecure();
+  const clientOptions = { ...CLIENT_OPTIONS, interceptors: options.clientInterceptors ?? [] };
+  const client = new SwapServiceClient(address, channelCredentials, clientOptions);
+  const conflictClient = new ConflictServiceClient(address, channelCredentials, clientOptions);
   return {
     service,
+    address,
     client,
     api: swapApi(client),
     conflictClient,
@@ -124,6 +140,26 @@ export async function startTestService(
       if (ownsDatabase) await db.drop();
     },
   };
+}
+
+// Connections of their own, so a service started after another one stopped
+// on the same port never reaches a subchannel grpc-js kept for the first.
+const CLIENT_OPTIONS: ChannelOptions = { 'grpc.use_local_subchannel_pool': 1 };
+
+/**
+ * A SwapService client on a connection of its own to `ts`, with `channelCredentials`
+ * (a client certificate, say) and any extra channel `options`; the caller closes it.
+ */
+export function swapClientOf(
+  ts: Pick<TestService, 'address'>,
+  channelCredentials: ChannelCredentials,
+  options: ChannelOptions = {},
+): { client: SwapServiceClient; api: SwapApi } {
+  const client = new SwapServiceClient(ts.address, channelCredentials, {
+    ...CLIENT_OPTIONS,
+    ...options,
+  });
+  return { client, api: swapApi(client) };
 }
 
 /** What useTestService hands the tests: a service and a fixture on its database. */
@@ -141,10 +177,14 @@ export interface ServiceAndFixture {
 export function useTestService(
   ready: (started: ServiceAndFixture) => void,
   env: Record<string, string> | (() => Record<string, string>) = {},
+  options: TestServiceOptions | (() => TestServiceOptions) = {},
 ): void {
   let started: Partial<ServiceAndFixture> = {};
   beforeAll(async () => {
-    started.ts = await startTestService(typeof env === 'function' ? env() : env);
+    started.ts = await startTestService(
+      typeof env === 'function' ? env() : env,
+      typeof options === 'function' ? options() : options,
+    );
     started.fx = await ScheduleFixture.connect(started.ts.db.url);
     ready({ ts: started.ts, fx: started.fx });
   });
@@ -154,6 +194,33 @@ export function useTestService(
     await fx?.close();
     await ts?.close();
   });
+}
+
+/** What useTokenAuthenticatedService hands the tests: the service, fixture and identity provider. */
+export interface AuthenticatedServiceAndFixture extends ServiceAndFixture {
+  issuer: JwtIssuer;
+}
+
+/**
+ * Like {@link useTestService}, for a service that authenticates callers by
+ * bearer token: it first starts a test identity provider ({@link JwtIssuer})
+ * that the service trusts, with `env` added, and closes it after the service.
+ */
+export function useTokenAuthenticatedService(
+  ready: (started: AuthenticatedServiceAndFixture) => void,
+  env: Record<string, string> = {},
+  options: TestServiceOptions = {},
+): void {
+  let issuer: JwtIssuer | undefined;
+  beforeAll(async () => {
+    issuer = await JwtIssuer.start();
+  });
+  afterAll(() => issuer?.close());
+  useTestService(
+    (started) => ready({ ...started, issuer: issuer! }),
+    () => ({ ...issuer!.env(), ...env }),
+    options,
+  );
 }
 
 export interface CallOptions {
@@ -243,6 +310,21 @@ export function conflictApi(client: ConflictServiceClient) {
   };
 }
 export type ConflictApi = ReturnType<typeof conflictApi>;
+
+/** The AuditService client with promises; every call has a deadline. */
+export function auditApi(client: AuditServiceClient) {
+  return {
+    listAuditEvents: promised<ListAuditEventsRequest, ListAuditEventsResponse>(
+      (req, md, opts, cb) => client.listAuditEvents(req, md, opts, cb),
+      (p) => ListAuditEventsRequest.fromPartial(p),
+    ),
+    verifyAuditChain: promised<VerifyAuditChainRequest, VerifyAuditChainResponse>(
+      (req, md, opts, cb) => client.verifyAuditChain(req, md, opts, cb),
+      (p) => VerifyAuditChainRequest.fromPartial(p),
+    ),
+  };
+}
+export type AuditApi = ReturnType<typeof auditApi>;
 
 /** The reason code, violations and field violations carried in a status's details. */
 export function errorDetails(error: ServiceError): {

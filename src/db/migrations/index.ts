@@ -2,6 +2,7 @@ import type { MigrationObject } from '@mikro-orm/core';
 import { Migration20261127000000Initial } from './Migration20261127000000Initial';
 import { Migration20261127010000Idempotency } from './Migration20261127010000Idempotency';
 import { Migration20261127020000Conflicts } from './Migration20261127020000Conflicts';
+import { Migration20261201000000AuditTrail } from './Migration20261201000000AuditTrail';
 
 /**
  * Every migration, in order. Listed explicitly rather than globbed from disk, so
@@ -11,4 +12,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261127000000Initial', class: Migration20261127000000Initial },
   { name: 'Migration20261127010000Idempotency', class: Migration20261127010000Idempotency },
   { name: 'Migration20261127020000Conflicts', class: Migration20261127020000Conflicts },
+  { name: 'Migration20261201000000AuditTrail', class: Migration20261201000000AuditTrail },
 ];

@@ -1,0 +1,132 @@
+import { status as grpcStatus } from '@grpc/grpc-js';
+import { isSpanContextValid, trace } from '@opentelemetry/api';
+import type { Logger } from 'pino';
+import type { TransactionRunner } from '../db/transaction-runner';
+import { budgetOf } from '../domain/call-budget';
+import type {
+  CommitHook,
+  MutationHooks,
+  MutationRecord,
+  ReplayHook,
+} from '../write-path/mutation-hooks';
+import { appendAuditEntry } from './audit-append';
+import { type AuditEntry, rpcNameOf } from './audit-event';
+
+/**
+ * A call answered with an error, as the transport's error boundary or the
+ * authentication interceptor saw it.
+ */
+export interface RefusalEvent {
+  principal: string;
+  onBehalfOf?: string | undefined;
+  peer: string;
+  /** The RPC's name or its gRPC path (`/swap.v1.SwapService/ExecuteSwap`). */
+  method: string;
+  /** The request_id as the caller sent it, if any; kept even when it is malformed. */
+  requestId?: string | undefined;
+  /** The status answered: its name (`PERMISSION_DENIED`) or its code. */
+  status: string | number;
+  /** The ErrorInfo reason the answer carried, if any. */
+  reason?: string | null | undefined;
+}
+
+/** A request_id is caller-chosen text until validated; longer ones are clipped. */
+const MAX_REQUEST_ID = 128;
+
+/**
+ * The audit trail's writer. A committed mutation's row is appended in the
+ * mutation's own transaction (the write path's commit hook); a replayed or
+ * refused call's row in a transaction of its own, best effort: if that write
+ * fails it is logged and the caller still gets the answer it was going to get.
+ */
+export class AuditTrail {
+  /**
+   * `standaloneBudgetMs` bounds a row written in a transaction of its own,
+   * whatever the call had left: waiting for the chain's head under load
+   * included, since every writer of the trail takes its turn there.
+   */
+  constructor(
+    private readonly transactions: TransactionRunner,
+    private readonly log: Logger,
+    private readonly standaloneBudgetMs: number,
+  ) {}
+
+  /** Appends the committed mutation's row, in its transaction; a failure fails the mutation. */
+  readonly onCommitted: CommitHook = (em, mutation) =>
+    appendAuditEntry(em, entryOf(mutation, false));
+
+  /** Records a replay: OK, answered from the stored answer of an earlier call. */
+  readonly onReplayed: ReplayHook = (mutation) => this.appendAlone(entryOf(mutation, true));
+
+  /** What the write path is given in `main.ts`. */
+  readonly mutationHooks: MutationHooks = {
+    onCommitted: [this.onCommitted],
+    onReplayed: [this.onReplayed],
+  };
+
+  /**
+   * Records a refused call (any error status, an authentication or
+   * authorization refusal among them). Never rejects.
+   */
+  recordRefusal(event: RefusalEvent): Promise<void> {
+    const requestId = event.requestId ? event.requestId.slice(0, MAX_REQUEST_ID) : null;
+    return this.appendAlone({
+      principal: event.principal,
+      onBehalfOf: event.onBehalfOf ?? null,
+      peer: event.peer,
+      method: rpcNameOf(event.method),
+      requestId,
+      requestFingerprint: null,
+      status: statusNameOf(event.status),
+      reason: event.reason ?? null,
+      replayed: false,
+      swapIds: [],
+      conflictIds: [],
+      traceId: activeTraceId(),
+    });
+  }
+
+  private async appendAlone(entry: AuditEntry): Promise<void> {
+    try {
+      // A budget of its own: the call's may be spent (DEADLINE_EXCEEDED) or cancelled.
+      await this.transactions.transactionally(budgetOf(this.standaloneBudgetMs), (em) =>
+        appendAuditEntry(em, entry),
+      );
+    } catch (error) {
+      const { principal, method, requestId, status } = entry;
+      this.log.error(
+        { err: error, audit: { principal, method, requestId, status } },
+        'audit event not recorded',
+      );
+    }
+  }
+}
+
+function entryOf(mutation: MutationRecord, replayed: boolean): AuditEntry {
+  const { caller, subjects } = mutation;
+  return {
+    principal: caller.principal,
+    onBehalfOf: caller.onBehalfOf ?? null,
+    peer: caller.peer,
+    method: rpcNameOf(mutation.method),
+    requestId: mutation.requestId,
+    requestFingerprint: mutation.fingerprint,
+    status: 'OK',
+    reason: null,
+    replayed,
+    swapIds: [...subjects.swapIds],
+    conflictIds: [...subjects.conflictIds],
+    traceId: activeTraceId(),
+  };
+}
+
+function statusNameOf(status: string | number): string {
+  if (typeof status === 'string') return status;
+  return (grpcStatus as unknown as Record<number, string | undefined>)[status] ?? String(status);
+}
+
+/** The trace of the active span, or empty when the call is not traced. */
+function activeTraceId(): string {
+  const context = trace.getActiveSpan()?.spanContext();
+  return context && isSpanContextValid(context) ? context.traceId : '';
+}
