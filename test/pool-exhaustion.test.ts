@@ -1,11 +1,10 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createOrm } from '../src/db/orm';
-import { createServiceTelemetry } from '../src/observability/service-telemetry';
 import { poolStats } from '../src/db/pool-stats';
-import { TransactionRunner } from '../src/db/transaction-runner';
 import { budgetOf } from '../src/domain/call-budget';
 import { ServiceUnavailableError } from '../src/domain/errors';
+import { testTransactionRunner } from './support/test-transactions';
 import { createTestDatabase, type TestDatabase } from './support/test-database';
 
 let db: TestDatabase;
@@ -20,16 +19,7 @@ afterAll(async () => {
 });
 
 it('fails UNAVAILABLE, not INTERNAL, when no pooled connection frees up in time, and recovers', async () => {
-  const runner = new TransactionRunner(
-    orm,
-    {
-      maxAttempts: 2,
-      backoffBaseMs: 1,
-      backoffMaxMs: 5,
-      timeoutCeilingMs: 5_000,
-    },
-    createServiceTelemetry(),
-  );
+  const runner = testTransactionRunner(orm);
   let release!: () => void;
   const held = new Promise<void>((resolve) => (release = resolve));
   let started!: () => void;

@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createOrm } from '../src/db/orm';
-import { createServiceTelemetry } from '../src/observability/service-telemetry';
-import { TransactionRunner } from '../src/db/transaction-runner';
+import { type TransactionRunner } from '../src/db/transaction-runner';
 import { budgetOf } from '../src/domain/call-budget';
 import { Person } from '../src/schedule/person.entity';
+import { testTransactionRunner } from './support/test-transactions';
 import { createTestDatabase, type TestDatabase } from './support/test-database';
 
 let db: TestDatabase;
@@ -14,16 +14,7 @@ let runner: TransactionRunner;
 beforeAll(async () => {
   db = await createTestDatabase();
   orm = await createOrm({ clientUrl: db.url, poolMax: 2 });
-  runner = new TransactionRunner(
-    orm,
-    {
-      maxAttempts: 2,
-      backoffBaseMs: 1,
-      backoffMaxMs: 5,
-      timeoutCeilingMs: 5_000,
-    },
-    createServiceTelemetry(),
-  );
+  runner = testTransactionRunner(orm);
 });
 afterAll(async () => {
   await orm?.close();

@@ -5,9 +5,8 @@ import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { createOrm } from '../src/db/orm';
-import { createServiceTelemetry } from '../src/observability/service-telemetry';
 import {
-  TransactionRunner,
+  type TransactionRunner,
   retryReasonOf,
   type TransactionSettings,
 } from '../src/db/transaction-runner';
@@ -29,6 +28,7 @@ import {
   truncateAll,
   waitFor,
 } from './support/sql-fixtures';
+import { testTransactionRunner } from './support/test-transactions';
 import { createTestDatabase, type TestDatabase } from './support/test-database';
 
 /**
@@ -68,7 +68,7 @@ beforeEach(async () => {
 });
 
 function runnerWith(overrides: Partial<TransactionSettings> = {}): TransactionRunner {
-  return new TransactionRunner(orm, { ...SETTINGS, ...overrides }, createServiceTelemetry());
+  return testTransactionRunner(orm, { ...SETTINGS, ...overrides });
 }
 
 function newFaculty(em: EntityManager, name: string): Person {
