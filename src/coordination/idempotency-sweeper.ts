@@ -5,18 +5,19 @@ const BATCH = 1000;
 // Any fixed number works, as long as nothing else uses it as an advisory lock key.
 const SWEEP_LOCK_KEY = 728_145_001;
 
+const CLAIM_SQL = `select pg_try_advisory_xact_lock(${SWEEP_LOCK_KEY}) as mine`;
+
+// A statement of its own, after the lock: its snapshot then includes every
+// batch the previous holder committed, so it counts only rows still there.
 const SWEEP_SQL = `
-with sweeper as (select pg_try_advisory_xact_lock(${SWEEP_LOCK_KEY}) as mine),
-doomed as (
-  select ctid from idempotency_record
-  where expires_at <= now() and (select mine from sweeper)
-  limit ${BATCH}
-)
-delete from idempotency_record where ctid in (select ctid from doomed)`;
+delete from idempotency_record where ctid in (
+  select ctid from idempotency_record where expires_at <= now() limit ${BATCH}
+)`;
 
 /**
  * Deletes expired idempotency keys in batches, on one replica at a time: each
- * batch runs only in the transaction that wins a shared advisory lock.
+ * batch runs only in the transaction that wins a shared advisory lock, and a
+ * replica that finds the lock taken leaves the rest to the one holding it.
  */
 export class IdempotencySweeper {
   private timer: NodeJS.Timeout | undefined;
@@ -46,11 +47,15 @@ export class IdempotencySweeper {
     for (;;) {
       const em = this.orm.em.fork();
       const deleted = await em.transactional(async (tx) => {
+        const [claim] = await tx.execute<{ mine: boolean }[]>(CLAIM_SQL);
+        if (!claim?.mine) return undefined;
         const result = await tx
           .getConnection()
           .execute<{ affectedRows: number }>(SWEEP_SQL, [], 'run', tx.getTransactionContext());
         return result.affectedRows;
       });
+      // Another replica holds the lock: it sweeps on until nothing is left.
+      if (deleted === undefined) return total;
       total += deleted;
       if (deleted < BATCH) return total;
     }
