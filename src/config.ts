@@ -272,7 +272,7 @@ export function loadConfig(
   }
   const jwks = e.AUTH_JWKS_URL ?? e.AUTH_JWKS_FILE;
   const authProblem = authProblemOf(e);
-  if (authProblem) throw new ConfigError(`Invalid configuration:\n  ${authProblem}`);
+  if (authProblem) problems.push(authProblem);
   if (e.TX_BACKOFF_BASE_MS > e.TX_BACKOFF_MAX_MS) {
     problems.push('TX_BACKOFF_BASE_MS: must not exceed TX_BACKOFF_MAX_MS');
   }

@@ -33,6 +33,7 @@ import { CallContexts } from './grpc/call-contexts';
 import { callLogging } from './grpc/call-logging';
 import { callMetrics } from './grpc/call-metrics';
 import { conflictHandlers } from './grpc/conflict-handlers';
+import { statusNameOf } from './grpc/error-boundary';
 import { GrpcServer } from './grpc/server';
 import { swapHandlers } from './grpc/swap-handlers';
 import { createLogger } from './logger';
@@ -113,14 +114,11 @@ export async function startService(
     const detector = new ConflictDetector(config.conflicts);
     // Every committed, replayed or refused mutating call leaves a row in the audit trail.
     const audit = new AuditTrail(transactions, log, config.transactions.timeoutCeilingMs);
-    const writePath = new WritePath(
-      locks,
-      idempotency,
-      transactions,
-      [(em, change) => detector.afterScheduleChange(em, change)],
-      telemetry,
-      audit.mutationHooks,
-    );
+    const writePath = new WritePath(locks, idempotency, transactions, telemetry, {
+      scheduleChanged: [(em, change) => detector.afterScheduleChange(em, change)],
+      committed: [audit.onCommitted],
+      replayed: [audit.onReplayed],
+    });
     const swapQueries = new SwapQueries(transactions);
     const executeSwap = new ExecuteSwap(writePath, clock, config.swaps, telemetry);
     const planner = new ResolutionPlanner(clock, config.swaps.shortNoticeDays);
@@ -182,7 +180,11 @@ export async function startService(
           log,
           // A caller that failed to authenticate has no principal to record.
           onRefused: (event) =>
-            audit.recordRefusal({ ...event, principal: event.principal ?? 'unauthenticated' }),
+            audit.recordRefusal({
+              ...event,
+              principal: event.principal ?? 'unauthenticated',
+              status: statusNameOf(event.status),
+            }),
         }),
       ],
       log,

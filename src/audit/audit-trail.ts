@@ -1,14 +1,8 @@
-import { status as grpcStatus } from '@grpc/grpc-js';
 import { isSpanContextValid, trace } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { TransactionRunner } from '../db/transaction-runner';
 import { budgetOf } from '../domain/call-budget';
-import type {
-  CommitHook,
-  MutationHooks,
-  MutationRecord,
-  ReplayHook,
-} from '../write-path/mutation-hooks';
+import type { CommitHook, MutationRecord, ReplayHook } from '../write-path/write-hooks';
 import { appendAuditEntry } from './audit-append';
 import { type AuditEntry, rpcNameOf } from './audit-event';
 
@@ -24,8 +18,8 @@ export interface RefusalEvent {
   method: string;
   /** The request_id as the caller sent it, if any; kept even when it is malformed. */
   requestId?: string | undefined;
-  /** The status answered: its name (`PERMISSION_DENIED`) or its code. */
-  status: string | number;
+  /** The status answered, by name (`PERMISSION_DENIED`). */
+  status: string;
   /** The ErrorInfo reason the answer carried, if any. */
   reason?: string | null | undefined;
 }
@@ -58,12 +52,6 @@ export class AuditTrail {
   /** Records a replay: OK, answered from the stored answer of an earlier call. */
   readonly onReplayed: ReplayHook = (mutation) => this.appendAlone(entryOf(mutation, true));
 
-  /** What the write path is given in `main.ts`. */
-  readonly mutationHooks: MutationHooks = {
-    onCommitted: [this.onCommitted],
-    onReplayed: [this.onReplayed],
-  };
-
   /**
    * Records a refused call (any error status, an authentication or
    * authorization refusal among them). Never rejects.
@@ -77,7 +65,7 @@ export class AuditTrail {
       method: rpcNameOf(event.method),
       requestId,
       requestFingerprint: null,
-      status: statusNameOf(event.status),
+      status: event.status,
       reason: event.reason ?? null,
       replayed: false,
       swapIds: [],
@@ -118,11 +106,6 @@ function entryOf(mutation: MutationRecord, replayed: boolean): AuditEntry {
     conflictIds: [...subjects.conflictIds],
     traceId: activeTraceId(),
   };
-}
-
-function statusNameOf(status: string | number): string {
-  if (typeof status === 'string') return status;
-  return (grpcStatus as unknown as Record<number, string | undefined>)[status] ?? String(status);
 }
 
 /** The trace of the active span, or empty when the call is not traced. */

@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { sqlArray } from '../db/sql-array';
 import { addDays } from '../domain/calendar';
-import type { ScheduleChange } from '../write-path/write-context';
+import type { ScheduleChange } from '../write-path/write-hooks';
 import { ConflictAlert } from './conflict-alert.entity';
 
 export interface DetectionSettings {

@@ -1,7 +1,7 @@
 import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { NotFoundError, PreconditionFailedError } from '../domain/errors';
-import type { MutationSubjects } from '../write-path/mutation-hooks';
+import type { MutationSubjects } from '../write-path/write-hooks';
 import { ConflictAlert, OPEN_STATUSES } from './conflict-alert.entity';
 
 /** The lock name of an alert; every write to it holds this. */

@@ -1,9 +1,5 @@
-import {
-  type Metadata,
-  type ServerInterceptor,
-  ServerInterceptingCall,
-  status,
-} from '@grpc/grpc-js';
+import { type Metadata, type ServerInterceptor, ServerInterceptingCall } from '@grpc/grpc-js';
+import { statusNameOf } from './error-boundary';
 import type { Logger } from 'pino';
 import type { CallContexts } from './call-contexts';
 
@@ -38,7 +34,7 @@ export function callLogging(log: Logger, contexts: CallContexts): ServerIntercep
         log[level](
           {
             method,
-            status: status[sent.code] ?? String(sent.code),
+            status: statusNameOf(sent.code),
             duration_ms: Math.round((performance.now() - started) * 100) / 100,
             request_id: requestId || undefined,
             principal: metadata && contexts.find(metadata)?.caller.principal,

@@ -1,4 +1,5 @@
-import { type ServerInterceptor, ServerInterceptingCall, status } from '@grpc/grpc-js';
+import { type ServerInterceptor, ServerInterceptingCall } from '@grpc/grpc-js';
+import { statusNameOf } from './error-boundary';
 import type { ServiceTelemetry } from '../observability/service-telemetry';
 
 /** Records every call's duration by method and status (rpc.server.call.duration). */
@@ -12,7 +13,7 @@ export function callMetrics(telemetry: ServiceTelemetry): ServerInterceptor {
         telemetry.rpcDuration.record((performance.now() - started) / 1000, {
           'rpc.system.name': 'grpc',
           'rpc.method': method,
-          'rpc.response.status_code': status[sent.code] ?? String(sent.code),
+          'rpc.response.status_code': statusNameOf(sent.code),
         });
         next(sent);
       },

@@ -103,3 +103,8 @@ function build(code: status, message: string, details: Any[]): GrpcError {
   metadata.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode({ code, message, details }).finish()));
   return { code, details: message, metadata };
 }
+
+/** A status code's name (`FAILED_PRECONDITION`), as logs, metrics and the audit trail record it. */
+export function statusNameOf(code: status): string {
+  return status[code] ?? String(code);
+}

@@ -4,7 +4,7 @@ import type { AuditTrail, RefusalEvent } from '../audit/audit-trail';
 import type { CallContext } from '../domain/call-context';
 import { DomainError } from '../domain/errors';
 import type { CallContexts } from './call-contexts';
-import { toGrpcError } from './error-boundary';
+import { statusNameOf, toGrpcError } from './error-boundary';
 
 /** Response metadata that tells a client its answer was replayed, not recomputed. */
 export const REPLAYED_HEADER = 'idempotent-replayed';
@@ -88,7 +88,7 @@ function refusalOf<Req>(
     peer: caller?.peer ?? call.getPeer(),
     method: call.getPath(),
     requestId: typeof requestId === 'string' && requestId ? requestId : undefined,
-    status: code,
+    status: statusNameOf(code),
     // Only a domain error carries a reason; an INTERNAL answer carries none.
     reason: code !== status.INTERNAL && error instanceof DomainError ? error.reason : null,
   };

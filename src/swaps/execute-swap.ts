@@ -14,8 +14,8 @@ import { Assignment } from '../schedule/assignment.entity';
 import { CallAssignment } from '../schedule/call-assignment.entity';
 import { lockNameOf } from '../schedule/faculty-week-key';
 import { Person } from '../schedule/person.entity';
-import type { MutationSubjects } from '../write-path/mutation-hooks';
-import type { ScheduleChange, WriteContext } from '../write-path/write-context';
+import type { MutationSubjects, ScheduleChange } from '../write-path/write-hooks';
+import type { WriteContext } from '../write-path/write-context';
 import type { Committed, WritePath } from '../write-path/write-path';
 import { readScheduleFacts } from './schedule-facts-reader';
 import {

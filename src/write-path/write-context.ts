@@ -3,22 +3,7 @@ import type { LockGuard } from '../coordination/lock-guard';
 import { ConcurrencyConflictError } from '../domain/errors';
 import type { FacultyWeekKey } from '../schedule/faculty-week-key';
 import { fenceFacultyWeeks, lockFacultyWeeks } from './faculty-week-rows';
-
-/** What a change announces once it has moved schedule rows. */
-export interface ScheduleChange {
-  /** The swap that made the change, recorded on whatever the hooks raise. */
-  swapId: string;
-  /** The faculty whose schedule changed. */
-  facultyIds: readonly string[];
-  /** The Mondays of the weeks that changed. */
-  weeks: readonly string[];
-}
-
-/**
- * Runs in the same transaction as the change that announced it, before the
- * answer is stored (conflict detection; later the audit trail and the outbox).
- */
-export type ScheduleChangeHook = (em: EntityManager, change: ScheduleChange) => Promise<void>;
+import type { ScheduleChange, ScheduleChangeHook } from './write-hooks';
 
 /** Which faculty weeks a write locks, and which of them it changes. */
 export interface FacultyWeekLocks {

@@ -6,8 +6,8 @@ import type { TransactionRunner } from '../db/transaction-runner';
 import { type CallContext, idempotencyScopeOf, recordedActorOf } from '../domain/call-context';
 import { InvalidArgumentError } from '../domain/errors';
 import type { ServiceTelemetry } from '../observability/service-telemetry';
-import type { MutationHooks, MutationRecord, MutationSubjects } from './mutation-hooks';
-import { type ScheduleChangeHook, type WriteContext, writeContextOf } from './write-context';
+import { type WriteContext, writeContextOf } from './write-context';
+import type { MutationRecord, MutationSubjects, WriteHooks } from './write-hooks';
 
 /** A write that needs the call's locks and one transaction, but no idempotency key. */
 export interface LockedWrite<T> {
@@ -64,9 +64,8 @@ export class WritePath {
     private readonly locks: ScheduleLocks,
     private readonly idempotency: IdempotencyStore,
     private readonly transactions: TransactionRunner,
-    private readonly hooks: readonly ScheduleChangeHook[],
     private readonly telemetry: ServiceTelemetry,
-    private readonly mutationHooks: MutationHooks = {},
+    private readonly hooks: WriteHooks,
   ) {}
 
   /** Runs a mutating call exactly once per request id, as described above. */
@@ -90,7 +89,7 @@ export class WritePath {
       const ttlMs = await this.idempotency.complete(ctx.em, scope, requestId, response);
       // Last, so whatever a hook locks (the audit chain's head) is held for the COMMIT alone.
       const record = recordOf(call, mutation, fingerprint, value);
-      for (const hook of this.mutationHooks.onCommitted ?? []) await hook(ctx.em, record);
+      for (const hook of this.hooks.committed) await hook(ctx.em, record);
       return { kind: 'fresh' as const, value, response, ttlMs, measuredAt };
     });
     if (outcome.kind === 'replay')
@@ -123,7 +122,9 @@ export class WritePath {
     return this.locks.withLocks(write.lockNames, call.budget, (guard) =>
       this.transactions.transactionally(guard.budget, async (em) => {
         await guard.enter(em);
-        return work(writeContextOf(em, recordedActorOf(call.caller), guard, this.hooks));
+        return work(
+          writeContextOf(em, recordedActorOf(call.caller), guard, this.hooks.scheduleChanged),
+        );
       }),
     );
   }
@@ -144,7 +145,7 @@ export class WritePath {
     this.telemetry.replays.add(1, { method: mutation.method });
     const value = v8.deserialize(stored.response) as T;
     const record = recordOf(call, mutation, fingerprint, value);
-    for (const hook of this.mutationHooks.onReplayed ?? []) await hook(record);
+    for (const hook of this.hooks.replayed) await hook(record);
     return { value, replayed: true };
   }
 }

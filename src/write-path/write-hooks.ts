@@ -34,8 +34,31 @@ export type CommitHook = (em: EntityManager, mutation: MutationRecord) => Promis
  */
 export type ReplayHook = (mutation: MutationRecord) => Promise<void>;
 
-/** What `main.ts` plugs into the write path around each mutation (the audit trail). */
-export interface MutationHooks {
-  onCommitted?: readonly CommitHook[];
-  onReplayed?: readonly ReplayHook[];
+/** What a change announces once it has moved schedule rows. */
+export interface ScheduleChange {
+  /** The swap that made the change, recorded on whatever the hooks raise. */
+  swapId: string;
+  /** The faculty whose schedule changed. */
+  facultyIds: readonly string[];
+  /** The Mondays of the weeks that changed. */
+  weeks: readonly string[];
+}
+
+/**
+ * Runs in the same transaction as the change that announced it, as the change
+ * announces it (conflict detection; later the outbox).
+ */
+export type ScheduleChangeHook = (em: EntityManager, change: ScheduleChange) => Promise<void>;
+
+/**
+ * Everything `main.ts` plugs into the write path: the write path calls them
+ * and imports none of their modules.
+ */
+export interface WriteHooks {
+  /** Conflict detection. */
+  scheduleChanged: readonly ScheduleChangeHook[];
+  /** The audit trail's committed row. */
+  committed: readonly CommitHook[];
+  /** The audit trail's replay row. */
+  replayed: readonly ReplayHook[];
 }
