@@ -38,16 +38,22 @@ export async function statementsOf(
 type SendCommand = (command: { name: string }, ...rest: unknown[]) => unknown;
 
 /**
+ * What ioredis sends when a connection (re)opens, before any work: whether a
+ * client happened to connect during the census swap says nothing of the swap.
+ */
+const CONNECTION_SETUP = new Set(['info', 'hello', 'auth', 'select', 'client', 'readonly']);
+
+/**
  * Runs `work` while recording the name of every command any ioredis client
- * sends (scripts appear as evalsha). Like `statementsOf`, never during a
- * measurement.
+ * sends for the work (scripts appear as evalsha; connection set-up is left
+ * out). Like `statementsOf`, never during a measurement.
  */
 export async function redisCommandsOf(work: () => Promise<void>): Promise<string[]> {
   const seen: string[] = [];
   const proto = Redis.prototype as unknown as { sendCommand: SendCommand };
   const original = proto.sendCommand;
   proto.sendCommand = function (this: unknown, command, ...rest) {
-    seen.push(command.name);
+    if (!CONNECTION_SETUP.has(command.name)) seen.push(command.name);
     return original.call(this, command, ...rest);
   };
   try {
