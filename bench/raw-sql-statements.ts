@@ -37,10 +37,14 @@ export const LOCK_WEEKS_SQL = `
 select id from faculty_week where (person_id, week_start) in ${WEEKS_OF_PARAMS}
 order by id for update`;
 
-/** Writes token `$3` on the weeks unless one holds a newer token; fewer rows than weeks means fenced out. */
+/**
+ * Writes token `$3` and grant `$4` on the weeks unless one holds a newer token,
+ * or the same token from another grant; fewer rows than weeks means fenced out.
+ */
 export const FENCE_WEEKS_SQL = `
-update faculty_week set fencing_token = $3
-where (person_id, week_start) in ${WEEKS_OF_PARAMS} and coalesce(fencing_token, 0) <= $3::bigint`;
+update faculty_week set fencing_token = $3, fencing_owner = $4
+where (person_id, week_start) in ${WEEKS_OF_PARAMS}
+  and (coalesce(fencing_token, 0) < $3::bigint or (fencing_token = $3::bigint and fencing_owner = $4))`;
 
 /**
  * What the swap rules read, in one round trip: the two people, their work in

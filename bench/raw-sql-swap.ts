@@ -130,7 +130,11 @@ export class RawSqlSwap {
         await expectRows(db, locked.length, sql.LOCK_WEEKS_SQL, columnsOf(locked));
         // Fenced as it locks, as the service's write context does, before the facts are read.
         const token = lease.fencingToken;
-        await expectRows(db, changed.length, sql.FENCE_WEEKS_SQL, [...columnsOf(changed), token]);
+        await expectRows(db, changed.length, sql.FENCE_WEEKS_SQL, [
+          ...columnsOf(changed),
+          token,
+          lease.owner,
+        ]);
         const facts = await readFacts(db, transfers);
         const swap = await this.move(db, request, actor, transfers, facts, token);
         // As the service does after a swap: the swapped weeks and a week either side.

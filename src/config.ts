@@ -48,6 +48,8 @@ const EnvSchema = z.object({
   GRPC_KEEPALIVE_MIN_PING_INTERVAL_MS: int(0, 86_400_000).default(300_000),
   /** Whether a client may ping while it has no call open (otherwise every such ping is a strike). */
   GRPC_KEEPALIVE_PERMIT_WITHOUT_CALLS: bool.default(false),
+  /** Calls the process runs at once, over all connections; beyond it they fail RESOURCE_EXHAUSTED. */
+  GRPC_MAX_IN_FLIGHT_CALLS: int(1, 100_000).default(200),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   DB_POOL_MAX: int(1, 200).default(10),
@@ -223,6 +225,8 @@ export interface TransportLimits {
   maxConnectionIdleMs: number;
   keepaliveMinPingIntervalMs: number;
   keepalivePermitWithoutCalls: boolean;
+  /** Calls the whole process runs at once; more are shed before they take a database connection. */
+  maxInFlightCalls: number;
 }
 
 /** Names of every variable {@link loadConfig} reads. */
@@ -334,6 +338,7 @@ export function loadConfig(
         maxConnectionIdleMs: e.GRPC_MAX_CONNECTION_IDLE_MS,
         keepaliveMinPingIntervalMs: e.GRPC_KEEPALIVE_MIN_PING_INTERVAL_MS,
         keepalivePermitWithoutCalls: e.GRPC_KEEPALIVE_PERMIT_WITHOUT_CALLS,
+        maxInFlightCalls: e.GRPC_MAX_IN_FLIGHT_CALLS,
       },
     },
     database: {

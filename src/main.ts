@@ -21,7 +21,7 @@ import { IdempotencySweeper } from './coordination/idempotency-sweeper';
 import { createRedisClient } from './coordination/redis-client';
 import type { ScheduleLocks } from './coordination/schedule-locks';
 import { poolStats } from './db/pool-stats';
-import { TransactionRunner } from './db/transaction-runner';
+import { HUNG_REPLY_GRACE_MS, TransactionRunner } from './db/transaction-runner';
 import { toIsoDate } from './domain/calendar';
 import { type Clock, systemClock } from './domain/clock';
 import { openDatabase, prepareDatabase } from './dev/database-bootstrap';
@@ -34,6 +34,7 @@ import { callLogging } from './grpc/call-logging';
 import { callMetrics } from './grpc/call-metrics';
 import { conflictHandlers } from './grpc/conflict-handlers';
 import { statusNameOf } from './grpc/error-boundary';
+import { inFlightLimit } from './grpc/in-flight-limit';
 import { GrpcServer } from './grpc/server';
 import { swapHandlers } from './grpc/swap-handlers';
 import { createLogger } from './logger';
@@ -43,12 +44,15 @@ import { ExecuteSwap } from './swaps/execute-swap';
 import { RollbackSwap } from './swaps/rollback-swap';
 import { SwapQueries } from './swaps/swap-queries';
 import { ValidateSwap } from './swaps/validate-swap';
+import type { WriteHooks } from './write-path/write-hooks';
 import { WritePath } from './write-path/write-path';
 
 /** What tests may replace when they build the service in-process. */
 export interface ServiceOverrides {
   clock?: Clock;
   log?: Logger;
+  /** Write-path hooks run after the service's own (a fault test's hook right before COMMIT). */
+  writeHooks?: Partial<WriteHooks>;
 }
 
 /** A started service; `stop()` drains it and releases everything it holds. */
@@ -81,6 +85,8 @@ export async function startService(
   const database = await openDatabase(config.database, {
     poolMax: config.database.poolMax,
     acquireTimeoutMs: config.transactions.timeoutCeilingMs,
+    // No statement runs past the ceiling, so a reply later than that and a grace was lost.
+    replyTimeoutMs: config.transactions.timeoutCeilingMs + HUNG_REPLY_GRACE_MS,
     log,
   });
   const redis = createRedisClient(config.redis, log);
@@ -101,7 +107,7 @@ export async function startService(
         keyPrefix: config.redis.keyPrefix,
         idempotencyRetentionMs: config.idempotency.retentionMs,
       },
-      { orm, redis, log, telemetry },
+      { redis, log, telemetry },
     );
     observeGauges(telemetry, {
       breakerState: breaker && (() => breaker.state()),
@@ -114,10 +120,14 @@ export async function startService(
     const detector = new ConflictDetector(config.conflicts);
     // Every committed, replayed or refused mutating call leaves a row in the audit trail.
     const audit = new AuditTrail(transactions, log, config.transactions.timeoutCeilingMs);
+    const extra = overrides.writeHooks ?? {};
     const writePath = new WritePath(locks, idempotency, transactions, telemetry, {
-      scheduleChanged: [(em, change) => detector.afterScheduleChange(em, change)],
-      committed: [audit.onCommitted],
-      replayed: [audit.onReplayed],
+      scheduleChanged: [
+        (em, change) => detector.afterScheduleChange(em, change),
+        ...(extra.scheduleChanged ?? []),
+      ],
+      committed: [audit.onCommitted, ...(extra.committed ?? [])],
+      replayed: [audit.onReplayed, ...(extra.replayed ?? [])],
     });
     const swapQueries = new SwapQueries(transactions);
     const executeSwap = new ExecuteSwap(writePath, clock, config.swaps, telemetry);
@@ -155,7 +165,7 @@ export async function startService(
             detectConflicts: new DetectConflicts(writePath, detector, telemetry),
             triage: new TriageConflict(writePath, clock),
             resolveConflict,
-            autoResolve: new AutoResolve(resolveConflict, telemetry, log),
+            autoResolve: new AutoResolve(writePath, resolveConflict, telemetry, log),
             queries: new ConflictQueries(transactions),
           },
           handlerDeps,
@@ -172,6 +182,8 @@ export async function startService(
       [
         callLogging(log, contexts),
         callMetrics(telemetry),
+        // Sheds calls beyond the bound before anything below takes a database connection.
+        inFlightLimit(config.grpc.limits.maxInFlightCalls, log),
         contexts.interceptor,
         authentication({
           authenticator,

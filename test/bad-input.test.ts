@@ -1,13 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Timestamp } from '../src/generated/google/protobuf/timestamp';
 import {
-  type ExecuteSwapRequest,
+  ExecuteSwapRequest,
+  GetSwapRequest,
   type ListSwapsRequest,
   SwapStatus,
   SwapType,
 } from '../src/generated/swap/v1/swap';
 import { failure } from './support/grpc-outcomes';
+import { http2Call, RawClient } from './support/raw-calls';
 import type { ScheduleFixture } from './support/schedule-fixture';
 import { errorDetails, type TestService, useTestService } from './support/test-service';
 
@@ -88,6 +91,10 @@ function tampered(change: Record<string, unknown>): string {
   return base64url(JSON.stringify({ ...cursor, ...change }));
 }
 
+/** A ListConflicts page token (as the service encodes them) for `week`, with the no-filter fingerprint. */
+const conflictToken = (week: string) =>
+  base64url(JSON.stringify({ week, id: randomUUID(), f: '{}' }));
+
 interface BadRequestCase {
   label: string;
   call: () => Promise<unknown>;
@@ -160,6 +167,25 @@ const CASES: BadRequestCase[] = [
   { label: 'ListSwaps with a page_token whose id is not a UUID', call: listSwaps(() => ({ pageSize: 1, pageToken: tampered({ id: 'not-a-uuid' }) })), field: 'page_token', reason: 'INVALID_PAGE_TOKEN' },
   { label: 'ListSwaps with a page_token whose time is not a date', call: listSwaps(() => ({ pageSize: 1, pageToken: tampered({ at: 'yesterday' }) })), field: 'page_token', reason: 'INVALID_PAGE_TOKEN' },
   { label: 'ListSwaps with a page_token issued for another filter', call: listSwaps(() => ({ pageSize: 1, status: SwapStatus.SWAP_STATUS_EXECUTED, pageToken: issuedToken })), field: 'page_token', reason: 'INVALID_PAGE_TOKEN' },
+  // Dates far from the present (a neighbouring week of 9999-12-20 is in year 10000).
+  { label: 'ExecuteSwap with source_week 9999-12-20', call: execute({ sourceWeek: '9999-12-20' }), field: 'source_week', reason: 'INVALID_WEEK' },
+  { label: 'ExecuteSwap with source_week 1999-12-27', call: execute({ sourceWeek: '1999-12-27' }), field: 'source_week', reason: 'INVALID_WEEK' },
+  { label: 'ValidateSwap with target_week 2201-01-05', call: validate({ targetWeek: '2201-01-05' }), field: 'target_week', reason: 'INVALID_WEEK' },
+  { label: 'ListSwaps with week_to 9999-12-27', call: listSwaps({ weekTo: '9999-12-27' }), field: 'week_to', reason: 'INVALID_WEEK' },
+  { label: 'DetectConflicts over 9999-12-20', call: () => ts.conflicts.detectConflicts({ weekFrom: '9999-12-20', weekTo: '9999-12-27' }), field: 'week_from', reason: 'INVALID_WEEK' },
+  // Page tokens whose time or week is out of range.
+  { label: 'ListSwaps with a page_token whose time is in year 275760', call: listSwaps(() => ({ pageSize: 1, pageToken: tampered({ at: '+275760-09-13T00:00:00.000Z' }) })), field: 'page_token', reason: 'INVALID_PAGE_TOKEN' },
+  { label: 'ListSwaps with a page_token whose time is in year -1', call: listSwaps(() => ({ pageSize: 1, pageToken: tampered({ at: '-000001-01-01T00:00:00.000Z' }) })), field: 'page_token', reason: 'INVALID_PAGE_TOKEN' },
+  { label: 'ListConflicts with a page_token for week 0000-01-01', call: () => ts.conflicts.listConflicts({ pageToken: conflictToken('0000-01-01') }), field: 'page_token', reason: 'INVALID_PAGE_TOKEN' },
+  { label: 'ListConflicts with a page_token for week 2030-02-31', call: () => ts.conflicts.listConflicts({ pageToken: conflictToken('2030-02-31') }), field: 'page_token', reason: 'INVALID_PAGE_TOKEN' },
+  // NUL, which PostgreSQL cannot store in text.
+  { label: 'ExecuteSwap with a NUL in reason', call: execute({ reason: 'conf\0erence' }), field: 'reason', reason: 'INVALID_TEXT' },
+  { label: 'RollbackSwap with a NUL in reason', call: rollback({ reason: 'mis\0take' }), field: 'reason', reason: 'INVALID_TEXT' },
+  { label: 'IgnoreConflict with a NUL in reason', call: () => ts.conflicts.ignoreConflict({ conflictId: randomUUID(), reason: 'dup\0', requestId: randomUUID() }), field: 'reason', reason: 'INVALID_TEXT' },
+  { label: 'ResolveConflict with a NUL in notes', call: () => ts.conflicts.resolveConflict({ conflictId: randomUUID(), optionId: 'DEFER_TO_HUMAN', notes: '\0', requestId: randomUUID() }), field: 'notes', reason: 'INVALID_TEXT' },
+  // Lengths in code points.
+  { label: 'ExecuteSwap with a reason of 2001 emoji', call: execute({ reason: '👍'.repeat(2001) }), field: 'reason', reason: 'TOO_LONG' },
+  { label: 'ResolveConflict with a 101-character option_id', call: () => ts.conflicts.resolveConflict({ conflictId: randomUUID(), optionId: 'x'.repeat(101), requestId: randomUUID() }), field: 'option_id', reason: 'TOO_LONG' },
 ];
 
 describe('INVALID_ARGUMENT', () => {
@@ -198,5 +224,112 @@ describe('NOT_FOUND', () => {
     const error = await failure(call());
     expect(error.code).toBe(status.NOT_FOUND);
     expect(errorDetails(error).reason).toBe('SWAP_NOT_FOUND');
+  });
+});
+
+describe('what counts as a character', () => {
+  it('counts code points: 1,500 emoji (3,000 UTF-16 units) are within the 2,000 limit', async () => {
+    const reason = '👍'.repeat(1500);
+    expect(reason.length).toBe(3000);
+    await expect(
+      ts.api.validateSwap({ ...oneToOne(), reason, requestId: '' }),
+    ).resolves.toMatchObject({ valid: false });
+  });
+
+  it('accepts weeks at both ends of the range (2000-01-03 and 2200-12-29)', async () => {
+    for (const sourceWeek of ['2000-01-03', '2200-12-29']) {
+      await expect(ts.api.validateSwap({ ...oneToOne(), sourceWeek })).resolves.toMatchObject({
+        valid: false,
+      });
+    }
+  });
+});
+
+describe('caller input echoed in errors', () => {
+  it('never echoes a huge option_id: the answer stays small', async () => {
+    const error = await failure(
+      ts.conflicts.resolveConflict({
+        conflictId: randomUUID(),
+        optionId: 'o'.repeat(100_000),
+        requestId: randomUUID(),
+      }),
+    );
+    expect(error.code).toBe(status.INVALID_ARGUMENT);
+    expect(errorDetails(error).reason).toBe('TOO_LONG');
+    expect(error.details.length).toBeLessThan(200);
+    expect(error.metadata.get('grpc-status-details-bin')[0]!.length).toBeLessThan(1024);
+  });
+});
+
+describe('request bytes', () => {
+  let raw: RawClient;
+  beforeAll(() => {
+    raw = new RawClient(ts.address);
+  });
+  afterAll(() => raw.close());
+
+  /** ExecuteSwapRequest `reason` (field 6) with bytes that are not UTF-8, after the valid fields. */
+  function executeWithReasonBytes(reason: number[]): Buffer {
+    const valid = ExecuteSwapRequest.encode(ExecuteSwapRequest.fromPartial(oneToOne())).finish();
+    return Buffer.concat([valid, Buffer.from([(6 << 3) | 2, reason.length, ...reason])]);
+  }
+
+  it.each([
+    ['/swap.v1.SwapService/ExecuteSwap', [0xff, 0xff, 0xff]],
+    ['/swap.v1.SwapService/ListSwaps', [0x0a, 0x05, 0x61]],
+    ['/swap.v1.ConflictService/AutoResolve', [0x08]],
+    ['/swap.v1.AuditService/VerifyAuditChain', [0x0f]],
+    ['/grpc.health.v1.Health/Check', [0xff, 0xff, 0xff]],
+  ])('%s: undecodable bytes are INVALID_ARGUMENT, not INTERNAL', async (path, bytes) => {
+    const before = await fx.snapshot();
+    const outcome = await raw.unary(path, Buffer.from(bytes));
+    expect(outcome.code, `${outcome.code} ${outcome.details}`).toBe(status.INVALID_ARGUMENT);
+    if (outcome.error) expect(errorDetails(outcome.error).reason).toBe('INVALID_ENCODING');
+    expect(await fx.snapshot()).toEqual(before);
+  });
+
+  it.each([
+    ['a lone continuation byte', [0x80]],
+    ['a truncated sequence', [0x61, 0xe2, 0x82]],
+    ['an overlong encoding', [0xc0, 0xaf]],
+    ['a surrogate', [0xed, 0xa0, 0x80]],
+  ])('refuses invalid UTF-8 (%s) in a string field instead of storing U+FFFD', async (_, bytes) => {
+    const before = await fx.snapshot();
+    const outcome = await raw.unary(
+      '/swap.v1.SwapService/ExecuteSwap',
+      executeWithReasonBytes(bytes),
+    );
+    expect(outcome.code, `${outcome.code} ${outcome.details}`).toBe(status.INVALID_ARGUMENT);
+    expect(outcome.details).toMatch(/UTF-8/);
+    expect(await fx.snapshot()).toEqual(before);
+  });
+
+  it('(control) reads valid UTF-8 in the same place', async () => {
+    const outcome = await raw.unary(
+      '/swap.v1.SwapService/ValidateSwap',
+      executeWithReasonBytes([...Buffer.from('café ☕')]),
+    );
+    expect(outcome.code, outcome.details).toBe(status.OK);
+  });
+
+  it('refuses a ListAuditEvents time that no date can hold, naming the field', async () => {
+    const tooLate = Timestamp.encode({ seconds: '10000000000000', nanos: 0 }).finish();
+    const bytes = Buffer.from([(3 << 3) | 2, tooLate.length, ...tooLate]);
+    const outcome = await raw.unary('/swap.v1.AuditService/ListAuditEvents', bytes);
+    expect(outcome.code, outcome.details).toBe(status.INVALID_ARGUMENT);
+    expect(errorDetails(outcome.error!)).toMatchObject({
+      reason: 'INVALID_RANGE',
+      fields: ['from'],
+    });
+  });
+
+  it('serves a call with a malformed grpc-timeout under the default deadline (not INTERNAL)', async () => {
+    const request = GetSwapRequest.encode({ swapId: randomUUID() }).finish();
+    for (const timeout of ['soon', 'S1', '1 second', '']) {
+      const answer = await http2Call(ts.address, '/swap.v1.SwapService/GetSwap', request, {
+        'grpc-timeout': timeout,
+      });
+      expect(answer, timeout).toMatchObject({ code: status.NOT_FOUND });
+    }
   });
 });

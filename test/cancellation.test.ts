@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { credentials, Metadata, status } from '@grpc/grpc-js';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { addDays, mondayOf, toIsoDate } from '../src/domain/calendar';
 import { SwapServiceClient, SwapType } from '../src/generated/swap/v1/swap';
+import { TEST_REDIS_URL } from './support/redis-url';
 import { ScheduleFixture } from './support/schedule-fixture';
 import { type ServiceProcess, startServiceProcess } from './support/service-process';
 import { connect, waitFor } from './support/sql-fixtures';
@@ -73,4 +75,64 @@ it('logs a call its caller cancelled as CANCELLED, not ABORTED, and commits noth
   expect(callLine()?.status).toBe('CANCELLED');
   const swaps = await fx.db.query<{ n: number }>(`select count(*)::int as n from swap_record`);
   expect(swaps.rows[0]!.n).toBe(0);
+});
+
+// Issue 11, defect 7: with Redis, the cancel cut the lock wait short and the
+// call was logged as ABORTED LOCK_TIMEOUT, as if another writer had won.
+it('logs a call cancelled while its Redis lock is held elsewhere as CANCELLED, not ABORTED', async () => {
+  const prefix = `c${randomUUID().slice(0, 8)}`;
+  const withRedis = await startServiceProcess({
+    DATABASE_URL: db.url,
+    REDIS_URL: TEST_REDIS_URL,
+    LOCK_KEY_PREFIX: prefix,
+  });
+  const redis = new Redis(TEST_REDIS_URL);
+  const holder = await connect(db.url);
+  const client = new SwapServiceClient(`127.0.0.1:${withRedis.port}`, credentials.createInsecure());
+  try {
+    const week = addDays(mondayOf(toIsoDate(new Date())), 20 * 7);
+    const [a, b] = [await fx.faculty('core'), await fx.faculty('core')];
+    await fx.assignWeek(a, week);
+    await fx.assignWeek(b, addDays(week, 14));
+    // Another owner holds the lock of a's week in Redis for the whole test.
+    await redis.set(`{${prefix}}:lock:fw:${a}:${week}`, 'someone else', 'PX', 60_000);
+    // The call first waits in its idempotency lookup, so the test knows it has begun.
+    await holder.query('begin; lock table idempotency_record in access exclusive mode');
+    const answered = new Promise<number>((resolve) => {
+      const call = client.executeSwap(
+        {
+          sourceFacultyId: a,
+          sourceWeek: week,
+          targetFacultyId: b,
+          targetWeek: addDays(week, 14),
+          swapType: SwapType.SWAP_TYPE_ONE_TO_ONE,
+          reason: 'cancelled while waiting for its lock',
+          requestId: randomUUID(),
+        },
+        new Metadata(),
+        { deadline: new Date(Date.now() + 30_000) },
+        (error) => resolve(error?.code ?? status.OK),
+      );
+      void waitFor('the call to reach its idempotency lookup', async () => {
+        // Not on the holder: its transaction sees one snapshot of pg_stat_activity.
+        const { rows } = await fx.db.query<{ n: number }>(
+          `select count(*)::int as n from pg_stat_activity
+           where wait_event_type = 'Lock' and query like '%from idempotency_record%'`,
+        );
+        return rows[0]!.n > 0;
+      }).then(() => call.cancel());
+    });
+    expect(await answered).toBe(status.CANCELLED);
+    await holder.query('rollback');
+
+    const callLine = () =>
+      withRedis.logs.find((l) => l.msg === 'call' && l.method === 'ExecuteSwap');
+    await waitFor('the call to be logged', () => callLine() !== undefined);
+    expect(callLine()?.status).toBe('CANCELLED');
+  } finally {
+    client.close();
+    await holder.end();
+    redis.disconnect();
+    await withRedis.stop();
+  }
 });

@@ -161,6 +161,27 @@ describe('ResolveConflict', () => {
     },
   );
 
+  // Issue 11, defect 1: the retry must replay, though the best option of the
+  // strategy it would plan now (the swap has moved the week) is another or none.
+  it('replays a swap resolution by strategy retried with the same request id and body', async () => {
+    const { alert } = await leaveOverlap();
+    await fx.faculty();
+    const request = {
+      conflictId: alert.id,
+      strategy: ResolutionStrategy.RESOLUTION_STRATEGY_SWAP_ASSIGNMENTS,
+      requestId: randomUUID(),
+    };
+    const first = await ts.conflicts.resolveConflict(request);
+    const after = await fx.snapshot();
+    expect(first.swap?.status).toBe(SwapStatus.SWAP_STATUS_EXECUTED);
+
+    const retried = await ts.conflicts.resolveConflict(request);
+
+    expect(retried).toEqual(first);
+    expect(await fx.snapshot()).toEqual(after);
+    expect(await swapCount()).toBe(1);
+  });
+
   it('finds the conflict again once the swap that resolved it is rolled back', async () => {
     const { faculty: a, alert } = await leaveOverlap();
     const b = await fx.faculty();
@@ -236,6 +257,32 @@ describe('REASSIGN_JUNIOR and options that need a human', () => {
     expect((await ts.conflicts.detectConflicts({ weekFrom: W, weekTo: W })).created).toEqual([]);
   });
 
+  // Issue 11, defect 1: the retry must replay, though the options it would
+  // plan now (none of this strategy: the calls have moved) differ from the first.
+  it('replays a resolution by strategy retried with the same request id and body', async () => {
+    const { alert } = await callCascade();
+    const request = {
+      conflictId: alert.id,
+      strategy: ResolutionStrategy.RESOLUTION_STRATEGY_REASSIGN_JUNIOR,
+      notes: 'retried',
+      requestId: randomUUID(),
+    };
+    const first = await ts.conflicts.resolveConflict(request);
+    const after = await fx.snapshot();
+    expect(first.conflict?.status).toBe(ConflictStatus.CONFLICT_STATUS_RESOLVED);
+
+    const retried = await ts.conflicts.resolveConflict(request);
+
+    expect(retried).toEqual(first);
+    expect(await fx.snapshot()).toEqual(after);
+    // The same id with another body is still refused.
+    const reused = await failure(ts.conflicts.resolveConflict({ ...request, notes: 'other' }));
+    expect([reused.code, errorDetails(reused).reason]).toEqual([
+      status.INVALID_ARGUMENT,
+      'IDEMPOTENCY_KEY_REUSED',
+    ]);
+  });
+
   it('refuses to move the calls to an FMIT faculty member who is away on a call day', async () => {
     const { a, alert } = await callCascade();
     await fx.absence(a, addDays(W, 4), addDays(W, 4), 'family_emergency');
@@ -283,7 +330,7 @@ describe('REASSIGN_JUNIOR and options that need a human', () => {
 });
 
 describe('AutoResolve', () => {
-  it('applies only options within its risk limit, and a replay changes nothing', async () => {
+  it('applies only options within its risk limit, and a retry replays each resolution and changes nothing', async () => {
     // Resolved before the call: its faculty member's week 4 goes to b.
     const b = await fx.faculty();
     const { alert: done } = await leaveOverlap(week(4));
@@ -333,12 +380,10 @@ describe('AutoResolve', () => {
 
     const afterFirst = await fx.snapshot();
     const states = await Promise.all([far, soon, done].map((x) => conflict(x.id)));
+    // The retry replays the resolution it committed, swap and option included
+    // (issue 11, defect 2: it used to read the alert first and answer ALREADY_RESOLVED).
     const replay = await ts.conflicts.autoResolve(request);
-    expect(replay.results.map((r) => r.outcome)).toEqual([
-      AutoResolveOutcome.AUTO_RESOLVE_OUTCOME_ALREADY_RESOLVED,
-      AutoResolveOutcome.AUTO_RESOLVE_OUTCOME_NEEDS_HUMAN,
-      AutoResolveOutcome.AUTO_RESOLVE_OUTCOME_ALREADY_RESOLVED,
-    ]);
+    expect(replay.results).toEqual(results);
     expect(await fx.snapshot()).toEqual(afterFirst);
     expect(await swapCount()).toBe(2);
     expect(await Promise.all([far, soon, done].map((x) => conflict(x.id)))).toEqual(states);
@@ -353,6 +398,12 @@ describe('AutoResolve', () => {
     expect(
       (await ts.api.getSwap({ swapId: medium.results[0]!.swapId })).swap?.sourceFacultyId,
     ).toBe(c);
+
+    // The first call, delivered once more now that the conflict it left to a
+    // human is resolved: it gets its own answer again, not a new pass over
+    // conflicts whose state has moved on (which would say ALREADY_RESOLVED).
+    const late = await ts.conflicts.autoResolve(request);
+    expect(late.results).toEqual(results);
   });
 });
 

@@ -247,4 +247,42 @@ describe('fencing tokens', () => {
     expect(weeks.rows.map((r) => r.token)).toEqual(Array(4).fill(written.rows[0]!.token));
     expect(await doubleBookings()).toBe(0);
   });
+
+  it('refuses a write whose token ties with another grant that wrote the week, then succeeds on retry', async () => {
+    const c = await fx.faculty('core');
+    const d = await fx.faculty('core');
+    const cWeek = await fx.assignWeek(c, W1);
+    await fx.assignWeek(d, W2);
+    // As if a failover had lost the counter with a grant that wrote c's week:
+    // the service's next grant gets that grant's token again.
+    const counter = `{${ts.lockKeyPrefix}}:fencing`;
+    const tied = (BigInt((await redis.get(counter)) ?? '0') + 1n).toString();
+    await fx.db.query(
+      `insert into faculty_week (id, person_id, week_start, fencing_token, fencing_owner)
+       values ($1, $2, $3, $4, 'the lost grant')`,
+      [randomUUID(), c, W1, tied],
+    );
+    const request = swapRequest(c, d);
+
+    const refused = await outcomeOf(ts.api.executeSwap(request));
+
+    expect(refused).toMatchObject({
+      ok: false,
+      code: status.ABORTED,
+      reason: 'STALE_FENCING_TOKEN',
+    });
+    expect(await redis.get(counter)).toBe(tied);
+    expect(await count('select 1 from swap_record where source_faculty_id = $1', [c])).toBe(0);
+
+    const retried = await outcomeOf(ts.api.executeSwap(request));
+
+    expect(retried).toMatchObject({ ok: true });
+    for (const id of cWeek) expect(await holderOf(id)).toBe(d);
+    const written = await fx.db.query<{ token: string }>(
+      `select fencing_token::text as token from swap_record where source_faculty_id = $1`,
+      [c],
+    );
+    expect(BigInt(written.rows[0]!.token)).toBeGreaterThan(BigInt(tied));
+    expect(await doubleBookings()).toBe(0);
+  });
 });

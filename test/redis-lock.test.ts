@@ -246,6 +246,25 @@ describe('RedisLock', () => {
     expect(await redis.get(counter)).toBe(before);
   });
 
+  it('repeats a token, under another owner, when a failover lost the counter with a grant', async () => {
+    const counter = `{${prefix}}:fencing`;
+    const before = '41';
+    await redis.set(counter, before);
+    const lost = await take(newLock(), ['fw:a']);
+    expect(lost.fencingToken).toBe('42');
+    await lost.release();
+
+    // The promoted replica has the counter as it was before the lost grant.
+    await redis.set(counter, before);
+    const again = await take(newLock(), ['fw:a']);
+
+    // Redis alone cannot order the two: same token, told apart only by owner
+    // (PostgreSQL's fence records both; test/fencing.test.ts).
+    expect(again.fencingToken).toBe(lost.fencingToken);
+    expect(again.owner).not.toBe(lost.owner);
+    await again.release();
+  });
+
   it('resumes above the fencing floor after Redis lost the counter', async () => {
     const counter = `{${prefix}}:fencing`;
     const lock = newLock();

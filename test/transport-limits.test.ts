@@ -1,14 +1,24 @@
 import http2 from 'node:http2';
-import { connectivityState, credentials, setLogger, status } from '@grpc/grpc-js';
+import {
+  connectivityState,
+  credentials,
+  type ServiceError,
+  setLogger,
+  status,
+} from '@grpc/grpc-js';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PingStrikes } from '../src/grpc/ping-policy';
 import { GetSwapResponse, type ListSwapsRequest } from '../src/generated/swap/v1/swap';
+import { RetryInfo } from '../src/generated/google/rpc/error_details';
+import { Status } from '../src/generated/google/rpc/status';
 import { failure } from './support/grpc-outcomes';
+import { checkHealth, freshHealthClient } from './support/health-client';
 import type { ScheduleFixture } from './support/schedule-fixture';
 import { connect, waitFor } from './support/sql-fixtures';
 import { fmitSwapPair } from './support/swap-pair';
 import {
+  errorDetails,
   startTestService,
   swapClientOf,
   type TestService,
@@ -189,6 +199,73 @@ describe('GRPC_MAX_* as configured', () => {
   });
 });
 
+describe('GRPC_MAX_IN_FLIGHT_CALLS', () => {
+  let ts: TestService;
+  useTestService((started) => ({ ts } = started), {
+    GRPC_MAX_IN_FLIGHT_CALLS: '3',
+    TX_TIMEOUT_CEILING_MS: '60000',
+  });
+
+  it('sheds calls beyond it with RESOURCE_EXHAUSTED and RetryInfo, before they reach the database', async () => {
+    const holder: pg.Client = await connect(ts.db.url);
+    const observer: pg.Client = await connect(ts.db.url);
+    const waiting = async () => {
+      const { rows } = await observer.query<{ n: number }>(
+        `select count(*)::int as n from pg_locks
+          where not granted and locktype = 'relation' and relation = 'swap_record'::regclass`,
+      );
+      return rows[0]!.n;
+    };
+    // Calls from several connections: the bound is the process's, not one connection's.
+    const clients = [0, 1, 2].map(() => swapClientOf(ts, credentials.createInsecure()));
+    const health = freshHealthClient(ts.address);
+    try {
+      await Promise.all(clients.map(({ api }) => api.listSwaps(NOBODY)));
+      await holder.query('begin');
+      await holder.query('lock table swap_record in access exclusive mode');
+      const admitted = clients.map(({ api }) => api.listSwaps(NOBODY));
+      await waitFor('3 calls waiting in PostgreSQL', async () => (await waiting()) === 3);
+
+      // Answered while the lock is still held: they never queried swap_record.
+      const shed = await Promise.all(
+        [0, 1, 2, 0, 1, 2].map((i) => failure(clients[i]!.api.listSwaps(NOBODY))),
+      );
+      for (const error of shed) {
+        expect(error.code, error.details).toBe(status.RESOURCE_EXHAUSTED);
+        expect(errorDetails(error).reason).toBe('OVERLOADED');
+        expect(retryDelayMs(error)).toBeGreaterThan(0);
+      }
+      expect(await waiting()).toBe(3);
+      // Probes are not counted, so a full server still answers them.
+      expect(await checkHealth(health, '')).toBe('SERVING');
+
+      await holder.query('rollback');
+      expect((await Promise.allSettled(admitted)).map((r) => r.status)).toEqual(
+        Array(3).fill('fulfilled'),
+      );
+      // Their slots are free again.
+      await expect(
+        Promise.all(clients.map(({ api }) => api.listSwaps(NOBODY))),
+      ).resolves.toHaveLength(3);
+    } finally {
+      for (const { client } of clients) client.close();
+      health.close();
+      await holder.end();
+      await observer.end();
+    }
+  });
+});
+
+/** The RetryInfo delay in a status's details, in ms, or undefined without one. */
+function retryDelayMs(error: ServiceError): number | undefined {
+  const raw = error.metadata.get('grpc-status-details-bin')[0];
+  if (!Buffer.isBuffer(raw)) return undefined;
+  const any = Status.decode(raw).details.find((d) => d.typeUrl.endsWith('google.rpc.RetryInfo'));
+  if (!any) return undefined;
+  const delay = RetryInfo.decode(any.value).retryDelay;
+  return delay ? Number(delay.seconds) * 1000 + delay.nanos / 1_000_000 : undefined;
+}
+
 describe('keepalive enforcement', () => {
   let ts: TestService;
   useTestService((started) => ({ ts } = started));
@@ -214,6 +291,34 @@ describe('keepalive enforcement', () => {
       );
       // It may come back, at a gentler pace.
       expect((await api.listSwaps({})).swaps).toEqual([]);
+    } finally {
+      client.close();
+    }
+  });
+});
+
+describe('GRPC_KEEPALIVE_PERMIT_WITHOUT_CALLS=false', () => {
+  let ts: TestService;
+  // Pings 100 ms apart keep this interval; only the rule for idle connections can strike them.
+  useTestService((started) => ({ ts } = started), { GRPC_KEEPALIVE_MIN_PING_INTERVAL_MS: '50' });
+
+  const logged: string[] = [];
+  beforeAll(() => {
+    setLogger({ error: (...args: unknown[]) => void logged.push(args.join(' ')) });
+  });
+  afterAll(() => setLogger(console));
+
+  it('sends GOAWAY too_many_pings to a client that keeps pinging a connection without calls', async () => {
+    const { client, api } = swapClientOf(ts, credentials.createInsecure(), {
+      'grpc.keepalive_time_ms': 100,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+    });
+    try {
+      await api.listSwaps(NOBODY);
+      await waitFor('the idle client to be told it pings too often', () =>
+        logged.some((l) => /rejected by server because of excess pings/.test(l)),
+      );
     } finally {
       client.close();
     }

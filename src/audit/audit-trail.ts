@@ -24,6 +24,15 @@ export interface RefusalEvent {
   reason?: string | null | undefined;
 }
 
+/**
+ * The most a row written in a transaction of its own may take, whatever the
+ * ceiling: a refused call's answer waits for its row, so a slow or unreachable
+ * database delays that answer by at most this much, and refusals under an
+ * outage cannot pile up waiting for pooled connections (the transaction
+ * runner's limit ends the wait, the pool's included, at the budget).
+ */
+export const MAX_STANDALONE_BUDGET_MS = 2_000;
+
 /** A request_id is caller-chosen text until validated; longer ones are clipped. */
 const MAX_REQUEST_ID = 128;
 
@@ -35,15 +44,20 @@ const MAX_REQUEST_ID = 128;
  */
 export class AuditTrail {
   /**
-   * `standaloneBudgetMs` bounds a row written in a transaction of its own,
-   * whatever the call had left: waiting for the chain's head under load
-   * included, since every writer of the trail takes its turn there.
+   * `standaloneBudgetMs` (capped at {@link MAX_STANDALONE_BUDGET_MS}) bounds
+   * a row written in a transaction of its own, whatever the call had left:
+   * waiting for the chain's head under load included, since every writer of
+   * the trail takes its turn there.
    */
   constructor(
     private readonly transactions: TransactionRunner,
     private readonly log: Logger,
-    private readonly standaloneBudgetMs: number,
-  ) {}
+    standaloneBudgetMs: number,
+  ) {
+    this.standaloneBudgetMs = Math.min(standaloneBudgetMs, MAX_STANDALONE_BUDGET_MS);
+  }
+
+  private readonly standaloneBudgetMs: number;
 
   /** Appends the committed mutation's row, in its transaction; a failure fails the mutation. */
   readonly onCommitted: CommitHook = (em, mutation) =>

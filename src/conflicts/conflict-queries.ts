@@ -1,5 +1,7 @@
 import type { FilterQuery } from '@mikro-orm/core';
+import { parseIsoDate } from '../domain/calendar';
 import type { CallContext } from '../domain/call-context';
+import { isAcceptedDate } from '../domain/date-range';
 import { InvalidArgumentError, NotFoundError } from '../domain/errors';
 import { isUuid } from '../domain/ids';
 import type { TransactionRunner } from '../db/transaction-runner';
@@ -90,7 +92,9 @@ function decodeCursor(token: string, fingerprint: string): { week: string; id: s
     >;
     if (
       typeof cursor.week === 'string' &&
-      /^\d{4}-\d{2}-\d{2}$/.test(cursor.week) &&
+      // A real date in the accepted range: a tampered week must not reach the database.
+      parseIsoDate(cursor.week) !== undefined &&
+      isAcceptedDate(cursor.week) &&
       typeof cursor.id === 'string' &&
       isUuid(cursor.id)
     ) {

@@ -22,6 +22,9 @@ export class DetectConflicts {
     return inBusinessSpan(this.telemetry.tracer, 'conflict.detect', attributes, async (span) => {
       const created = await this.writePath.commitLocked(call, {
         lockNames: ['conflicts:detect'],
+        // Callers queue for the lock until their deadline: it only spares a
+        // duplicate scan, so contention is no reason to refuse one.
+        lockWait: 'budget',
         change: ({ em }) => this.detector.detect(em, firstWeek, lastWeek),
       });
       span.setAttribute('conflict.created', created.length);

@@ -16,9 +16,16 @@ import { ConflictAlert, type ResolutionStrategyName } from './conflict-alert.ent
 import { conflictLockName, lockOpenAlert } from './open-alert';
 import type { ResolutionOption, ResolutionPlanner } from './resolution-planner';
 
-/** What a resolution applied: the alert, now RESOLVED, and the swap it executed, if any. */
+/**
+ * What a resolution applied: the alert, now RESOLVED, the option it carried
+ * out, and the swap it executed, if any. Stored as the call's answer, so a
+ * replay reports the option even after the options have changed.
+ */
 export interface Resolution {
   alert: ConflictAlert;
+  optionId: string;
+  /** The option's description. */
+  description: string;
   swap: SwapRecord | undefined;
 }
 
@@ -27,8 +34,14 @@ export type ResolutionChoice = { optionId: string } | { strategy: ResolutionStra
 
 /** One resolution to commit, as ResolveConflict and AutoResolve hand it over. */
 export interface ResolutionRequest {
-  alert: ConflictAlert;
-  option: ResolutionOption;
+  conflictId: string;
+  /** Only this option is computed, when the choice names one. */
+  optionId?: string;
+  /**
+   * Picks the option to apply from the alert as it is now, or throws why
+   * there is none. It runs only when the request id has no committed answer.
+   */
+  choose: (alert: ConflictAlert, options: readonly ResolutionOption[]) => ResolutionOption;
   notes: string;
   method: string;
   requestId: string;
@@ -67,36 +80,31 @@ export class ResolveConflict {
   ): Promise<Committed<Resolution>> {
     const attributes = { 'conflict.id': conflictId, 'app.request_id': requestId };
     return inBusinessSpan(this.telemetry.tracer, 'conflict.resolve', attributes, async (span) => {
-      const optionId = 'optionId' in choice ? choice.optionId : undefined;
-      const { alert, options } = await this.plan(conflictId, call, optionId);
-      const option =
-        'optionId' in choice
-          ? options.find((o) => o.optionId === choice.optionId)
-          : options.find((o) => o.strategy === choice.strategy);
-      if (!option) {
-        throw 'optionId' in choice
-          ? new InvalidArgumentError(
-              'option_id',
-              `no option ${choice.optionId} for conflict ${conflictId}; call GetResolutionOptions`,
-              'UNKNOWN_OPTION',
-            )
-          : new PreconditionFailedError([
-              {
-                reason: 'OPTION_NOT_AVAILABLE',
-                message: `no ${choice.strategy} option for conflict ${conflictId}`,
-                subject: `conflict/${conflictId}`,
-              },
-            ]);
-      }
-      span.setAttributes({
-        'conflict.faculty_id': alert.facultyId,
-        'conflict.week': alert.weekStart,
-        'conflict.option_id': option.optionId,
-      });
       const result = await this.commitResolution(
         {
-          alert,
-          option,
+          conflictId,
+          ...('optionId' in choice && { optionId: choice.optionId }),
+          choose: (alert, options) => {
+            const option = options.find((o) =>
+              'optionId' in choice
+                ? o.optionId === choice.optionId
+                : o.strategy === choice.strategy,
+            );
+            if (option) return option;
+            throw 'optionId' in choice
+              ? new InvalidArgumentError(
+                  'option_id',
+                  `no option ${choice.optionId} for conflict ${conflictId}; call GetResolutionOptions`,
+                  'UNKNOWN_OPTION',
+                )
+              : new PreconditionFailedError([
+                  {
+                    reason: 'OPTION_NOT_AVAILABLE',
+                    message: `no ${choice.strategy} option for conflict ${conflictId}`,
+                    subject: `conflict/${conflictId}`,
+                  },
+                ]);
+          },
           notes,
           method: 'ResolveConflict',
           requestId,
@@ -104,7 +112,13 @@ export class ResolveConflict {
         },
         call,
       );
-      if (result.value.swap) span.setAttribute('swap.id', result.value.swap.id);
+      const { alert, optionId, swap } = result.value;
+      span.setAttributes({
+        'conflict.faculty_id': alert.facultyId,
+        'conflict.week': alert.weekStart,
+        'conflict.option_id': optionId,
+      });
+      if (swap) span.setAttribute('swap.id', swap.id);
       return result;
     });
   }
@@ -136,22 +150,34 @@ export class ResolveConflict {
     );
   }
 
-  /** Commits one planned resolution through the write path. */
+  /**
+   * Commits one resolution through the write path: planned (the alert read and
+   * the option chosen) only when its request id has no committed answer.
+   */
   commitResolution(
     resolution: ResolutionRequest,
     call: CallContext,
   ): Promise<Committed<Resolution>> {
-    const { alert, option } = resolution;
-    const lockNames = [conflictLockName(alert.id)];
-    if (option.swap) lockNames.push(...swapLockNamesOf(option.swap));
-    if (option.strategy === 'REASSIGN_JUNIOR')
-      lockNames.push(lockNameOf({ personId: alert.facultyId, week: alert.weekStart }));
     return this.writePath.commit(call, {
       method: resolution.method,
       requestId: resolution.requestId,
       request: resolution.request,
-      lockNames,
-      change: (ctx) => this.applyIn(ctx, alert.id, option, resolution.notes),
+      plan: async () => {
+        const { alert, options } = await this.plan(
+          resolution.conflictId,
+          call,
+          resolution.optionId,
+        );
+        const option = resolution.choose(alert, options);
+        const lockNames = [conflictLockName(alert.id)];
+        if (option.swap) lockNames.push(...swapLockNamesOf(option.swap));
+        if (option.strategy === 'REASSIGN_JUNIOR')
+          lockNames.push(lockNameOf({ personId: alert.facultyId, week: alert.weekStart }));
+        return {
+          lockNames,
+          change: (ctx) => this.applyIn(ctx, alert.id, option, resolution.notes),
+        };
+      },
       subjects: ({ alert: resolved, swap }) => ({
         swapIds: swap ? [swap.id] : [],
         conflictIds: [resolved.id],
@@ -194,7 +220,7 @@ export class ResolveConflict {
     alert.resolvedAt = this.clock.now();
     alert.notes = notes || alert.notes;
     alert.resolutionSwapId = swap?.id ?? null;
-    return { alert, swap };
+    return { alert, optionId: option.optionId, description: option.description, swap };
   }
 
   private async moveCalls(

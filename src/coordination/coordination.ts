@@ -1,4 +1,3 @@
-import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { LockAcquireTimeoutError } from '../domain/errors';
 import type { ServiceTelemetry } from '../observability/service-telemetry';
@@ -36,13 +35,12 @@ export interface Coordination {
 export function createCoordination(
   settings: CoordinationSettings,
   deps: {
-    orm: MikroORM;
     redis: LockRedisClient | undefined;
     log: Logger;
     telemetry: ServiceTelemetry;
   },
 ): Coordination {
-  const { orm, redis, log, telemetry } = deps;
+  const { redis, log, telemetry } = deps;
   const { locks: lockSettings, keyPrefix } = settings;
   const cache = redis && {
     client: redis,
@@ -75,7 +73,6 @@ export function createCoordination(
       : 'no Redis configured: locks are PostgreSQL advisory locks',
   );
   const idempotency = new IdempotencyStore(
-    orm,
     { retentionMs: settings.idempotencyRetentionMs, keyPrefix },
     cache,
     log,

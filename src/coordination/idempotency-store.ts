@@ -1,4 +1,4 @@
-import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { CircuitBreaker } from './circuit-breaker';
 import type { LockRedisClient } from './redis-lock-scripts';
@@ -43,19 +43,27 @@ returning greatest(0, floor(extract(epoch from (expires_at - clock_timestamp()))
  */
 export class IdempotencyStore {
   constructor(
-    private readonly orm: MikroORM,
     private readonly settings: IdempotencySettings,
     private readonly cache: { client: LockRedisClient; breaker: CircuitBreaker } | undefined,
     private readonly log: Logger,
   ) {}
 
-  /** The committed response for a key, if any (cache first, then PostgreSQL). */
-  async lookup(scope: string, requestId: string): Promise<StoredResponse | undefined> {
+  /**
+   * The committed response for a key, if any: from the cache, else read through
+   * `em`, outside any transaction (the write path gets it from the transaction
+   * runner, which turns a lost connection into UNAVAILABLE).
+   */
+  async lookup(
+    em: EntityManager,
+    scope: string,
+    requestId: string,
+  ): Promise<StoredResponse | undefined> {
     const cached = await this.cacheGet(scope, requestId);
     if (cached) return cached;
-    const [row] = await this.orm.em
-      .fork()
-      .execute<{ fingerprint: string; response: Buffer }[]>(LOOKUP_SQL, [scope, requestId]);
+    const [row] = await em.execute<{ fingerprint: string; response: Buffer }[]>(LOOKUP_SQL, [
+      scope,
+      requestId,
+    ]);
     return row;
   }
 

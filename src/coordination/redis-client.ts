@@ -31,7 +31,16 @@ export function createRedisClient(config: RedisSettings, log: Logger): LockRedis
       redisOptions: FAIL_FAST,
     });
   } else if (config.sentinels) {
-    client = new Redis({ ...FAIL_FAST, sentinels: config.sentinels, name: config.sentinelName });
+    client = new Redis({
+      ...FAIL_FAST,
+      sentinels: config.sentinels,
+      name: config.sentinelName,
+      // Move to the new master as soon as the sentinels announce it
+      // (+switch-master). Otherwise the client stays on the old one for as
+      // long as it takes writes (until the sentinels reach it to demote it,
+      // or forever if they cannot), and its locks exclude nobody on the new one.
+      failoverDetector: true,
+    });
   } else if (config.url) {
     client = new Redis(config.url, FAIL_FAST);
   } else {

@@ -10,6 +10,11 @@ import type { Cluster, Redis } from 'ioredis';
 // lowest fencing token the caller knows to be in use (so a Redis that lost the
 // counter never hands out a token PostgreSQL would refuse as old).
 // Returns the new fencing token, or 0 when any key is held by someone else.
+//
+// A failover can still lose the counter together with a grant (replication is
+// asynchronous), and the promoted replica then hands the same token to a second
+// grant. Nothing here orders the two: PostgreSQL does, by recording each
+// grant's owner token next to its fencing token (src/write-path/faculty-week-rows.ts).
 const ACQUIRE = `
 local n = #KEYS - 1
 for i = 1, n do

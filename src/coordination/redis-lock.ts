@@ -24,20 +24,30 @@ export class RedisLease {
   private released = false;
   /** The extension under way, if any: release waits for it, so it cannot land afterwards. */
   private extending: Promise<void> | undefined;
+  /** Epoch ms past which the lease no longer extends itself; see {@link stopExtendingAt}. */
+  private extendUntil = Number.POSITIVE_INFINITY;
 
   constructor(
     private readonly lock: RedisLock,
     /** The Redis keys, sorted. */
     readonly keys: readonly string[],
-    /** The random owner token stored in every key. */
+    /** The random owner token stored in every key: it names this one grant. */
     readonly owner: string,
-    /** Strictly increasing across all grants: the writer's fencing token. */
+    /**
+     * The writer's fencing token, from a counter that increases with every grant.
+     * A Redis that lost the counter can repeat a token; the owner tells such
+     * grants apart.
+     */
     readonly fencingToken: string,
     ttlMs: number,
   ) {
     this.timer = setInterval(
       () => {
         if (this.extending) return;
+        if (Date.now() >= this.extendUntil) {
+          this.lose('its holder outlived the time it was granted for', undefined);
+          return;
+        }
         this.extending = this.extend()
           .catch((error: unknown) =>
             this.lose(error instanceof LockLostError ? error.why : 'extension failed', error),
@@ -53,6 +63,15 @@ export class RedisLease {
   /** Fires with a LockLostError when the lease is lost. */
   get signal(): AbortSignal {
     return this.controller.signal;
+  }
+
+  /**
+   * The lease stops extending itself at `epochMs` (the holder's budget, plus a
+   * grace): a holder stuck past it loses the lease (its signal fires), and the
+   * keys expire a ttl later at the latest, so no stuck call holds them for good.
+   */
+  stopExtendingAt(epochMs: number): void {
+    this.extendUntil = epochMs;
   }
 
   /** Pushes the expiry out by a full ttl; fails (and aborts) if any key is no longer ours. */

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Span } from '@opentelemetry/api';
 import type { Logger } from 'pino';
@@ -5,6 +6,8 @@ import { sqlArray } from '../db/sql-array';
 import { type CallBudget, remainingMs } from '../domain/call-budget';
 import {
   BreakerOpenError,
+  CallCancelledError,
+  DomainError,
   ConcurrencyConflictError,
   DeadlineExceededError,
   LockAcquireTimeoutError,
@@ -48,6 +51,13 @@ export interface ScheduleLockStats {
 const ADVISORY_SQL = `select pg_advisory_xact_lock(hashtextextended(k, 0)) from unnest(?::text[]) as k order by k`;
 
 /**
+ * How long past its call's deadline a lease keeps extending itself: longer
+ * than the transaction runner's grace for a hung connection plus its bounded
+ * rollback, so a call that ends on time never loses its lease on the way out.
+ */
+const LEASE_GRACE_MS = 3_000;
+
+/**
  * Every mutating call runs under locks on the keys it touches. Redis locks
  * (through a circuit breaker) keep replicas from wasting transactions on the
  * same rows; when Redis is absent or failing, PostgreSQL advisory transaction
@@ -79,6 +89,7 @@ export class ScheduleLocks {
   async withLocks<T>(
     names: readonly string[],
     budget: CallBudget,
+    wait: 'configured' | 'budget' | undefined,
     work: (guard: LockGuard) => Promise<T>,
   ): Promise<T> {
     return this.telemetry.tracer.startActiveSpan(
@@ -86,7 +97,7 @@ export class ScheduleLocks {
       { attributes: { 'lock.keys': names.length } },
       async (span) => {
         try {
-          return await this.holding(names, budget, span, work);
+          return await this.holding(names, budget, wait ?? 'configured', span, work);
         } catch (error) {
           recordOutcome(span, error);
           throw error;
@@ -104,11 +115,17 @@ export class ScheduleLocks {
   private async holding<T>(
     names: readonly string[],
     budget: CallBudget,
+    wait: 'configured' | 'budget',
     span: Span,
     work: (guard: LockGuard) => Promise<T>,
   ): Promise<T> {
-    const lease = this.redis ? await this.acquireRedis(names, budget, span) : undefined;
+    // A write that touches nothing shared (an answer recorded on its own) needs no lock.
+    if (names.length === 0) return work(unlockedGuard(budget));
+    const lease = this.redis ? await this.acquireRedis(names, budget, wait, span) : undefined;
     if (!lease) return work(this.advisoryGuard(names, budget, span));
+    // The work under the lease is bounded by the budget (the transaction runner
+    // ends an attempt whose connection hangs); the lease never outlasts it by much.
+    lease.stopExtendingAt(budget.deadline + LEASE_GRACE_MS);
     // Losing the lease aborts the work with a retryable LOCK_LOST, which the
     // transaction runner checks before it commits.
     const lost = new AbortController();
@@ -140,12 +157,16 @@ export class ScheduleLocks {
   private async acquireRedis(
     names: readonly string[],
     budget: CallBudget,
+    wait: 'configured' | 'budget',
     span: Span,
   ): Promise<RedisLease | undefined> {
     const emit = (event: LockAcquisition) => this.record(span, event);
     const { lock, breaker } = this.redis!;
     const started = performance.now();
-    const waitUntil = Math.min(Date.now() + this.settings.waitMs, budget.deadline);
+    const waitUntil =
+      wait === 'budget'
+        ? budget.deadline
+        : Math.min(Date.now() + this.settings.waitMs, budget.deadline);
     try {
       const lease = await breaker.protect(() => lock.acquire(names, waitUntil, budget.signal));
       this.counters.acquired.redis++;
@@ -168,6 +189,12 @@ export class ScheduleLocks {
           fencingToken: null,
           outcome: 'timeout',
         });
+        // The wait was cut short by the caller's cancel (or deadline): that is
+        // what happened, not contention.
+        if (budget.signal.aborted)
+          throw budget.signal.reason instanceof DomainError
+            ? budget.signal.reason
+            : new CallCancelledError();
         if (remainingMs(budget) <= 0)
           throw new DeadlineExceededError('the call ran out of time waiting for its locks');
         throw new ConcurrencyConflictError(
@@ -221,9 +248,10 @@ export class ScheduleLocks {
     return {
       backend: 'redis',
       fencingToken: lease.fencingToken,
+      fencingOwner: grantIdOf(lease.owner),
       budget,
       enter: () => Promise.resolve(),
-      // Redis handed out an old token (it lost its counter); never again below these.
+      // Redis handed out an old token (it lost its counter); never again up to these.
       outrankedBy: (tokens) => {
         for (const token of tokens) lock.raiseFencingFloor(token);
       },
@@ -235,6 +263,7 @@ export class ScheduleLocks {
     return {
       backend: 'postgres',
       fencingToken: null,
+      fencingOwner: null,
       budget,
       enter: async (em: EntityManager) => {
         const started = performance.now();
@@ -266,4 +295,25 @@ export class ScheduleLocks {
       outcome: event.outcome,
     });
   }
+}
+
+/**
+ * What PostgreSQL records to name a grant: a digest of the lease's owner
+ * token, never the token itself, which is what lets its holder release or
+ * extend the Redis keys; a reader of faculty_week learns nothing it could use.
+ */
+function grantIdOf(owner: string): string {
+  return createHash('sha256').update(owner).digest('base64url').slice(0, 22);
+}
+
+/** The guard of a write with no lock names: nothing to take, fence or lose. */
+function unlockedGuard(budget: CallBudget): LockGuard {
+  return {
+    backend: 'postgres',
+    fencingToken: null,
+    fencingOwner: null,
+    budget,
+    enter: () => Promise.resolve(),
+    outrankedBy: () => undefined,
+  };
 }

@@ -1,6 +1,8 @@
 import { MikroORM, type Options } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
+import type { Client } from 'pg';
 import { ENTITIES } from './entities';
+import { watchReplies } from './hung-connection';
 import { MIGRATIONS } from './migrations';
 
 export interface OrmOptions {
@@ -8,11 +10,17 @@ export interface OrmOptions {
   poolMax: number;
   /** Longest wait for a pooled connection before the call fails UNAVAILABLE. */
   acquireTimeoutMs?: number;
+  /**
+   * Longest wait for any query's reply before its connection is destroyed as
+   * hung (see `watchReplies`); unwatched when absent (the CLI's migrations).
+   */
+  replyTimeoutMs?: number;
   debug?: boolean;
 }
 
 /** The ORM options, shared by the service, the CLI and the tests. */
 export function ormOptions(options: OrmOptions): Options {
+  const acquireTimeoutMs = options.acquireTimeoutMs ?? 10_000;
   return {
     clientUrl: options.clientUrl,
     entities: ENTITIES,
@@ -31,7 +39,17 @@ export function ormOptions(options: OrmOptions): Options {
       min: 0,
       max: options.poolMax,
       idleTimeoutMillis: 30_000,
-      acquireTimeoutMillis: options.acquireTimeoutMs ?? 10_000,
+      acquireTimeoutMillis: acquireTimeoutMs,
+      ...(options.replyTimeoutMs !== undefined && {
+        afterCreate: watching(options.replyTimeoutMs),
+      }),
+    },
+    driverOptions: {
+      // node-postgres settings. A connection whose startup is never answered
+      // (a partition) would otherwise hang for good and keep its pool slot:
+      // the pool would wait for it instead of opening another once the
+      // network heals. Keepalive lets the kernel notice a peer that is gone.
+      connection: { connectionTimeoutMillis: acquireTimeoutMs, keepAlive: true },
     },
     // The request scope is explicit: every unit of work forks its own EntityManager.
     allowGlobalContext: false,
@@ -46,4 +64,12 @@ export function ormOptions(options: OrmOptions): Options {
 /** Connects the ORM; the caller owns it and must close it. */
 export function createOrm(options: OrmOptions): Promise<MikroORM> {
   return MikroORM.init(ormOptions(options));
+}
+
+/** The pool's hook on every new connection (knex's `afterCreate`; `pool.on('connect')` under pg.Pool). */
+function watching(replyTimeoutMs: number) {
+  return (connection: Client, done: (error: Error | null, connection: Client) => void) => {
+    watchReplies(connection, replyTimeoutMs);
+    done(null, connection);
+  };
 }

@@ -4,6 +4,7 @@ import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { type CallBudget, remainingMs } from '../domain/call-budget';
 import {
   CallCancelledError,
+  CommitOutcomeUnknownError,
   ConcurrencyConflictError,
   DeadlineExceededError,
   DomainError,
@@ -12,6 +13,9 @@ import {
 } from '../domain/errors';
 import { isFailure, recordOutcome } from '../observability/span-status';
 import type { ServiceTelemetry } from '../observability/service-telemetry';
+import { AttemptLimit } from './attempt-limit';
+import { isConnectionFailure } from './connection-failure';
+import { connectionOf, destroyConnection } from './hung-connection';
 import { emptyTransactionStats, type TransactionStats } from './transaction-stats';
 
 /** Retry and timeout settings; see the TX_* variables in `config.ts`. */
@@ -52,16 +56,17 @@ export function retryReasonOf(error: unknown): string | undefined {
 }
 
 const QUERY_CANCELED = '57014';
-/** Errors that mean the database itself is unreachable, not that the work is wrong. */
-const CONNECTION_FAILURES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  '57P01',
-  '57P03',
-  '08006',
-  '08001',
-]);
+/**
+ * How long past its budget an attempt waits for a reply before it counts its
+ * connection as hung: PostgreSQL's own timeouts end every statement by the
+ * budget, so their error reply is all that may still be on its way.
+ */
+export const HUNG_REPLY_GRACE_MS = 1000;
+/** How soon a caller may try again after the database connection failed. */
+const RECONNECT_RETRY_MS = 1000;
+
+/** The COMMIT of an attempt failed on its connection: whether it committed is unknown. */
+class CommitInterrupted extends Error {}
 
 /**
  * Runs units of work: each attempt on a fresh EntityManager fork, in its own
@@ -144,6 +149,26 @@ export class TransactionRunner {
   }
 
   /**
+   * Runs `work` (a single read, such as a key lookup) once, in a read-only
+   * transaction of its own, with the same bounds and the same translation of
+   * database failures as {@link transactionally}: a lost or hung connection is
+   * UNAVAILABLE, not a bug, and never outlives the budget. (A transaction,
+   * because only then is the connection the read waits on known, to be
+   * destroyed if it hangs.)
+   */
+  async outsideTransaction<T>(
+    budget: CallBudget,
+    work: (em: EntityManager) => Promise<T>,
+  ): Promise<T> {
+    this.assertTimeLeft(budget);
+    try {
+      return await this.attempt(budget, (em) => work(em), 1, { readOnly: true });
+    } catch (error) {
+      throw this.translate(error, budget);
+    }
+  }
+
+  /**
    * Runs `work` on a savepoint of the transaction that `em` is in. If it fails,
    * only its own changes are undone and the error is rethrown for the caller to
    * handle; the outer transaction can still commit. `work` gets an
@@ -220,11 +245,64 @@ export class TransactionRunner {
     attempt: number,
     options: UnitOfWorkOptions,
   ): Promise<T> {
+    // However its connection behaves, the attempt is over by its budget (and
+    // never later than the ceiling on its statements) plus a grace for the
+    // reply PostgreSQL sends when its own timeouts fire. No reply by then
+    // means the connection is hung (a partition swallows it; statement_timeout
+    // is server-side and cannot help): it is destroyed rather than awaited.
+    const limit = new AttemptLimit(
+      Math.min(budget.deadline, Date.now() + this.settings.timeoutCeilingMs) + HUNG_REPLY_GRACE_MS,
+    );
     const em = this.orm.em.fork({ clear: true, useContext: false });
-    await em.begin({
-      isolationLevel: options.isolationLevel ?? IsolationLevel.READ_COMMITTED,
-      readOnly: options.readOnly ?? false,
-    });
+    try {
+      const begun = em.begin({
+        isolationLevel: options.isolationLevel ?? IsolationLevel.READ_COMMITTED,
+        readOnly: options.readOnly ?? false,
+      });
+      try {
+        await limit.within(begun);
+      } catch (error) {
+        if (!limit.expired) throw error;
+        // Still waiting for a pooled connection (or for BEGIN): whatever comes
+        // late is rolled back and released, and the caller hears now.
+        begun.then(
+          () => void this.closeAbandoned(em),
+          () => undefined,
+        );
+        throw this.hung(budget, 'no database connection came free in time; retry shortly', 250);
+      }
+      const connection = await connectionOf(em);
+      limit.onExpiry(() => destroyConnection(connection));
+      const phase = { committing: false };
+      const body = this.run(em, budget, work, attempt, options, phase);
+      // The body settles on its own once its connection is destroyed; nobody awaits it then.
+      body.catch(() => undefined);
+      try {
+        return await limit.within(body);
+      } catch (error) {
+        if (!limit.expired) throw error;
+        if (phase.committing && !options.readOnly)
+          throw new CommitInterrupted('COMMIT got no reply in time', { cause: error });
+        throw this.hung(
+          budget,
+          'the database did not answer in time and nothing was committed; retry shortly',
+          RECONNECT_RETRY_MS,
+        );
+      }
+    } finally {
+      limit.clear();
+    }
+  }
+
+  /** The attempt's transaction, once begun: timeouts, work, flush, COMMIT, or ROLLBACK. */
+  private async run<T>(
+    em: EntityManager,
+    budget: CallBudget,
+    work: UnitOfWork<T>,
+    attempt: number,
+    options: UnitOfWorkOptions,
+    phase: { committing: boolean },
+  ): Promise<T> {
     let open = true;
     try {
       const timeout = Math.max(1, Math.min(remainingMs(budget), this.settings.timeoutCeilingMs));
@@ -239,16 +317,48 @@ export class TransactionRunner {
       if (budget.signal.aborted) throw this.abortedError(budget);
       if (remainingMs(budget) <= 0) throw this.outOfTime('the call ran out of time before commit');
       open = false;
-      await em.commit();
+      phase.committing = true;
+      try {
+        await em.commit();
+      } catch (error) {
+        // A refused COMMIT (serialization, deferred constraint) rolled back for
+        // sure; a connection lost during it may have committed. A read-only
+        // attempt changed nothing either way.
+        if (!options.readOnly && isConnectionFailure(error))
+          throw new CommitInterrupted('COMMIT failed on its connection', { cause: error });
+        throw error;
+      }
       return result;
     } finally {
-      if (open) {
-        await em.rollback().catch(() => {
-          // The connection is broken; the pool discards it and PostgreSQL
-          // rolls the transaction back when the session ends.
-        });
-      }
+      if (open) await this.closeAbandoned(em);
     }
+  }
+
+  /**
+   * Rolls back `em`'s transaction, waiting at most a grace for the reply: a
+   * connection that does not answer ROLLBACK is destroyed, so it is never
+   * handed out again and PostgreSQL ends the session (rolling it back).
+   */
+  private async closeAbandoned(em: EntityManager): Promise<void> {
+    const connection = await connectionOf(em).catch(() => undefined);
+    const limit = new AttemptLimit(Date.now() + HUNG_REPLY_GRACE_MS);
+    limit.onExpiry(() => destroyConnection(connection));
+    const rollback = em.rollback();
+    await limit
+      .within(rollback)
+      .catch(() => {
+        // The connection is broken (or now destroyed); the pool discards it
+        // and PostgreSQL rolls the transaction back when the session ends.
+      })
+      .finally(() => limit.clear());
+    // After a destroy, knex's ROLLBACK fails at once and the connection goes back to be discarded.
+    rollback.catch(() => undefined);
+  }
+
+  /** An attempt whose connection did not answer in time: out of time if the call is, else UNAVAILABLE. */
+  private hung(budget: CallBudget, message: string, retryAfterMs: number): DomainError {
+    if (remainingMs(budget) <= 0) return this.outOfTime(message);
+    return new ServiceUnavailableError('DATABASE_UNAVAILABLE', message, retryAfterMs);
   }
 
   private assertTimeLeft(budget: CallBudget): void {
@@ -258,6 +368,9 @@ export class TransactionRunner {
 
   private translate(error: unknown, budget: CallBudget, count = true): unknown {
     if (error instanceof DomainError) return error;
+    // Before the caller's cancel: the caller must learn to retry with the same request id.
+    if (error instanceof CommitInterrupted)
+      return new CommitOutcomeUnknownError(RECONNECT_RETRY_MS, { cause: error.cause });
     const code = (error as { code?: unknown } | null)?.code;
     if (code === QUERY_CANCELED) {
       const message = 'a statement ran past the call budget';
@@ -271,14 +384,12 @@ export class TransactionRunner {
         { cause: error },
       );
     }
-    if (typeof code === 'string' && CONNECTION_FAILURES.has(code)) {
+    if (isConnectionFailure(error)) {
       return new ServiceUnavailableError(
         'DATABASE_UNAVAILABLE',
-        'the database is unreachable',
-        1000,
-        {
-          cause: error,
-        },
+        'the database connection failed and nothing was committed; retry shortly',
+        RECONNECT_RETRY_MS,
+        { cause: error },
       );
     }
     if (budget.signal.aborted) return this.abortedError(budget);

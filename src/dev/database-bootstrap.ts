@@ -31,6 +31,8 @@ export interface OpenDatabaseOptions {
   poolMax: number;
   /** Longest wait for a pooled connection; the default of `ormOptions` when absent. */
   acquireTimeoutMs?: number;
+  /** Longest wait for a query's reply before the connection counts as hung; unwatched when absent. */
+  replyTimeoutMs?: number;
   log: Logger;
   /** Where the embedded server's own messages go; `log.info` when absent. */
   serverLog?: (message: string) => void;
@@ -67,6 +69,7 @@ export async function openDatabase(
       clientUrl: url,
       poolMax: options.poolMax,
       acquireTimeoutMs: options.acquireTimeoutMs,
+      ...(options.replyTimeoutMs !== undefined && { replyTimeoutMs: options.replyTimeoutMs }),
     });
   } catch (error) {
     // The connection failure is the error worth reporting; a failed stop would only hide it.

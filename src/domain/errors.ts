@@ -221,7 +221,10 @@ export class DeadlineExceededError extends DomainError {
 export class ServiceUnavailableError extends DomainError {
   constructor(
     readonly reason:
-      'LOCK_SERVICE_UNAVAILABLE' | 'DATABASE_UNAVAILABLE' | 'IDENTITY_PROVIDER_UNAVAILABLE',
+      | 'LOCK_SERVICE_UNAVAILABLE'
+      | 'DATABASE_UNAVAILABLE'
+      | 'IDENTITY_PROVIDER_UNAVAILABLE'
+      | 'COMMIT_OUTCOME_UNKNOWN',
     message: string,
     readonly retryAfterMs: number,
     options?: ErrorOptions,
@@ -230,9 +233,39 @@ export class ServiceUnavailableError extends DomainError {
   }
 }
 
+/**
+ * The process already runs as many calls as it may; this one was shed before
+ * it did any work. Maps to RESOURCE_EXHAUSTED with a retry delay.
+ */
+export class OverloadedError extends DomainError {
+  readonly reason = 'OVERLOADED';
+  constructor(
+    limit: number,
+    readonly retryAfterMs: number,
+  ) {
+    super(`the server is running its limit of ${limit} calls; retry after the delay`);
+  }
+}
+
 /** A circuit breaker is open: the dependency behind it is not even tried. */
 export class BreakerOpenError extends ServiceUnavailableError {
   constructor(breaker: string, retryAfterMs: number, options?: ErrorOptions) {
     super('LOCK_SERVICE_UNAVAILABLE', `${breaker} circuit breaker is open`, retryAfterMs, options);
+  }
+}
+
+/**
+ * The connection failed while COMMIT was under way, so whether the change
+ * committed is unknown. Retrying with the same request id tells: it replays
+ * the answer if the change committed, and runs it if it did not.
+ */
+export class CommitOutcomeUnknownError extends ServiceUnavailableError {
+  constructor(retryAfterMs: number, options?: ErrorOptions) {
+    super(
+      'COMMIT_OUTCOME_UNKNOWN',
+      'the database connection failed during COMMIT, so the change may or may not have committed; retry with the same request_id: it replays the answer if it did, and runs the change if it did not',
+      retryAfterMs,
+      options,
+    );
   }
 }

@@ -15,8 +15,8 @@ export function auditHandlers(useCases: AuditUseCases, deps: HandlerDeps): Audit
   const { listAuditEvents, verifyAuditChain } = useCases;
   return {
     listAuditEvents: unary(deps, async (request, ctx) => {
-      const { filter, pageSize } = toAuditFilter(request);
-      const page = await listAuditEvents.list(filter, pageSize, request.pageToken, ctx);
+      const { filter, pageSize, pageToken } = toAuditFilter(request);
+      const page = await listAuditEvents.list(filter, pageSize, pageToken, ctx);
       return { events: page.events.map(toAuditEventMessage), nextPageToken: page.nextPageToken };
     }),
     verifyAuditChain: unary(deps, async (_request, ctx) =>

@@ -8,7 +8,13 @@ import {
   type ListAuditEventsRequest,
   type VerifyAuditChainResponse,
 } from '../generated/swap/v1/audit';
-import { optionalText, optionalUuid, pageSizeOf } from './request-fields';
+import {
+  optionalInstant,
+  optionalText,
+  optionalUuid,
+  pageSizeOf,
+  pageTokenOf,
+} from './request-fields';
 
 const BREAKS: Record<Break['kind'], ChainBreak> = {
   PREVIOUS_HASH: ChainBreak.CHAIN_BREAK_PREVIOUS_HASH,
@@ -19,8 +25,10 @@ const BREAKS: Record<Break['kind'], ChainBreak> = {
 export function toAuditFilter(request: ListAuditEventsRequest): {
   filter: AuditFilter;
   pageSize: number;
+  pageToken: string;
 } {
-  const { from, to } = request;
+  const from = optionalInstant('from', request.from);
+  const to = optionalInstant('to', request.to);
   if (from && to && from > to)
     throw new InvalidArgumentError('to', 'must not be before from', 'INVALID_RANGE');
   return {
@@ -32,6 +40,7 @@ export function toAuditFilter(request: ListAuditEventsRequest): {
       swapId: optionalUuid('swap_id', request.swapId),
     },
     pageSize: pageSizeOf(request.pageSize),
+    pageToken: pageTokenOf(request.pageToken),
   };
 }
 

@@ -1,4 +1,5 @@
 import { type Metadata, type ServerInterceptor, ServerInterceptingCall } from '@grpc/grpc-js';
+import { statusSeenByClient } from './abandoned-call';
 import { statusNameOf } from './error-boundary';
 import type { Logger } from 'pino';
 import type { CallContexts } from './call-contexts';
@@ -7,8 +8,9 @@ import type { CallContexts } from './call-contexts';
 const QUIET_SERVICES = ['/grpc.health.v1.Health/', '/grpc.reflection.'];
 
 /**
- * Logs one line per call when it ends: method, status, duration, the request
- * id (when the request has one) and the caller.
+ * Logs one line per call when it ends: method, status (as the client saw it:
+ * CANCELLED once it cancelled), duration, the request id (when the request
+ * has one) and the caller.
  */
 export function callLogging(log: Logger, contexts: CallContexts): ServerInterceptor {
   return (methodDescriptor, call) => {
@@ -18,6 +20,7 @@ export function callLogging(log: Logger, contexts: CallContexts): ServerIntercep
     const started = performance.now();
     let metadata: Metadata | undefined;
     let requestId: unknown;
+    let cancelledAt: number | undefined;
     return new ServerInterceptingCall(call, {
       start: (next) =>
         next({
@@ -29,12 +32,15 @@ export function callLogging(log: Logger, contexts: CallContexts): ServerIntercep
             requestId = (message as { requestId?: unknown } | null)?.requestId;
             nextMessage(message);
           },
+          onCancel: () => {
+            cancelledAt = Date.now();
+          },
         }),
       sendStatus: (sent, nextStatus) => {
         log[level](
           {
             method,
-            status: statusNameOf(sent.code),
+            status: statusNameOf(statusSeenByClient(sent.code, cancelledAt, call.getDeadline())),
             duration_ms: Math.round((performance.now() - started) * 100) / 100,
             request_id: requestId || undefined,
             principal: metadata && contexts.find(metadata)?.caller.principal,

@@ -18,7 +18,14 @@ import {
   toConflictMessage,
   toOptionMessage,
 } from './conflict-messages';
-import { optionalText, requireEnum, requireText, requireUuid, requireWeek } from './request-fields';
+import {
+  optionalText,
+  requireEnum,
+  requireOptionId,
+  requireText,
+  requireUuid,
+  requireWeek,
+} from './request-fields';
 import { toSwapMessage } from './swap-messages';
 import { type HandlerDeps, mutating, unary } from './unary-handler';
 
@@ -64,8 +71,8 @@ export function conflictHandlers(
       return { created: created.map(toConflictMessage) };
     }),
     listConflicts: unary(deps, async (request, ctx) => {
-      const { filter, pageSize } = toConflictFilter(request);
-      const page = await queries.list(filter, pageSize, request.pageToken, ctx);
+      const { filter, pageSize, pageToken } = toConflictFilter(request);
+      const page = await queries.list(filter, pageSize, pageToken, ctx);
       return {
         conflicts: page.conflicts.map(toConflictMessage),
         nextPageToken: page.nextPageToken,
@@ -131,8 +138,8 @@ export function conflictHandlers(
         );
       }
       const ids = request.conflictIds.map((id, i) => requireUuid(`conflict_ids[${i}]`, id));
-      const items = await autoResolve.autoResolve(ids, maxRisk, requestId, ctx);
-      return { response: { results: items.map(toAutoResolveResult) }, replayed: false };
+      const { value, replayed } = await autoResolve.autoResolve(ids, maxRisk, requestId, ctx);
+      return { response: { results: value.map(toAutoResolveResult) }, replayed };
     }),
   };
 }
@@ -147,7 +154,7 @@ function resolutionChoiceOf(request: ResolveConflictRequest): ResolutionChoice {
       'INVALID_CHOICE',
     );
   }
-  if (request.optionId) return { optionId: request.optionId };
+  if (request.optionId) return { optionId: requireOptionId('option_id', request.optionId) };
   return {
     strategy: requireEnum(
       'strategy',

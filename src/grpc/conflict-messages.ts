@@ -85,8 +85,9 @@ export function toOptionMessage(option: PlannedOption): ResolutionOption {
 export function toConflictFilter(request: ListConflictsRequest): {
   filter: ConflictFilter;
   pageSize: number;
+  pageToken: string;
 } {
-  const { weekFrom, weekTo, pageSize } = listWindowOf(request);
+  const { weekFrom, weekTo, pageSize, pageToken } = listWindowOf(request);
   const optionalEnum = <N>(field: string, value: number, maps: { fromProto: Map<number, N> }) =>
     value === 0 ? undefined : requireEnum(field, value, maps.fromProto, `a known ${field} value`);
   return {
@@ -99,5 +100,6 @@ export function toConflictFilter(request: ListConflictsRequest): {
       weekTo,
     },
     pageSize,
+    pageToken,
   };
 }

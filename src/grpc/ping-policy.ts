@@ -97,7 +97,7 @@ function watchSession(session: http2.ServerHttp2Session, policy: PingPolicy, log
  * upgrade that changes it fails the start (and the keepalive test) instead of
  * silently dropping the policy.
  */
-function http2ServersOf(server: Server): http2.Http2Server[] {
+export function http2ServersOf(server: Server): http2.Http2Server[] {
   const servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
   const found = servers instanceof Map ? [...(servers as Map<unknown, unknown>).keys()] : [];
   const isServer = (s: unknown) =>

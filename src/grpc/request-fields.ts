@@ -1,8 +1,20 @@
 import { isMonday, parseIsoDate } from '../domain/calendar';
+import {
+  EARLIEST_DATE,
+  isAcceptedDate,
+  isAcceptedInstant,
+  LATEST_DATE,
+} from '../domain/date-range';
 import { InvalidArgumentError } from '../domain/errors';
 import { isUuid } from '../domain/ids';
 
+/** Free text (reasons, notes), in code points: what a person reads as characters, emoji included. */
 const MAX_TEXT = 2000;
+/** Option ids the planner makes are short (`SWAP_ASSIGNMENTS:<uuid>`); anything longer is not one. */
+const MAX_OPTION_ID = 100;
+/** Tokens this service issues are a few hundred characters of base64url. */
+const MAX_PAGE_TOKEN = 1024;
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
 /** Field checks shared by the request parsers; each names the field it rejects. */
 export function requireUuid(field: string, value: string): string {
@@ -32,6 +44,12 @@ export function requireWeek(field: string, value: string): string {
     );
   if (!isMonday(value))
     throw new InvalidArgumentError(field, `must be a Monday; ${value} is not`, 'INVALID_WEEK');
+  if (!isAcceptedDate(value))
+    throw new InvalidArgumentError(
+      field,
+      `must be between ${EARLIEST_DATE} and ${LATEST_DATE}, got ${value}`,
+      'INVALID_WEEK',
+    );
   return value;
 }
 
@@ -39,9 +57,15 @@ export function optionalWeek(field: string, value: string): string | undefined {
   return value ? requireWeek(field, value) : undefined;
 }
 
+/**
+ * Free text, trimmed. Its length is counted in code points, not UTF-16 units,
+ * so an emoji counts once. NUL is refused: PostgreSQL cannot store it in text.
+ */
 export function optionalText(field: string, value: string): string {
-  if (value.length > MAX_TEXT)
+  if (codePointsOf(value) > MAX_TEXT)
     throw new InvalidArgumentError(field, `must be at most ${MAX_TEXT} characters`, 'TOO_LONG');
+  if (value.includes('\0'))
+    throw new InvalidArgumentError(field, 'must not contain NUL (U+0000)', 'INVALID_TEXT');
   return value.trim();
 }
 
@@ -69,25 +93,94 @@ export function requireEnum<T>(
   return mapped;
 }
 
+/** An option id as GetResolutionOptions gives it; bounded, so it is never echoed at length. */
+export function requireOptionId(field: string, value: string): string {
+  if (codePointsOf(value) > MAX_OPTION_ID)
+    throw new InvalidArgumentError(
+      field,
+      `must be at most ${MAX_OPTION_ID} characters (an option_id from GetResolutionOptions)`,
+      'TOO_LONG',
+    );
+  if (value.includes('\0'))
+    throw new InvalidArgumentError(field, 'must not contain NUL (U+0000)', 'INVALID_TEXT');
+  return value;
+}
+
+/** An instant bounding a time range; absent stays absent, and it must lie in the accepted years. */
+export function optionalInstant(field: string, value: Date | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  if (!isAcceptedInstant(value))
+    throw new InvalidArgumentError(
+      field,
+      `must be a time between ${EARLIEST_DATE} and ${LATEST_DATE}`,
+      'INVALID_RANGE',
+    );
+  return value;
+}
+
+/**
+ * A page token's outer shape: what the service issues is base64url of a few
+ * hundred characters. What it says is checked by the query that issued it.
+ */
+export function pageTokenOf(value: string): string {
+  if (value.length > MAX_PAGE_TOKEN || !BASE64URL.test(value))
+    throw new InvalidArgumentError(
+      'page_token',
+      'is not a token this service issued; send the next_page_token of the previous page',
+      'INVALID_PAGE_TOKEN',
+    );
+  return value;
+}
+
+/** How many code points `value` holds (a lone surrogate counts as one). */
+function codePointsOf(value: string): number {
+  // Each surrogate pair is two UTF-16 units and one code point.
+  let pairs = 0;
+  for (let i = 0; i < value.length - 1; i++) {
+    const unit = value.charCodeAt(i);
+    if (unit >= 0xd800 && unit <= 0xdbff) {
+      const next = value.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        pairs++;
+        i++;
+      }
+    }
+  }
+  return value.length - pairs;
+}
+
+/** Caller input quoted in a message: at most 60 code points of it. */
 function clip(value: string): string {
-  return value.length > 60 ? `${value.slice(0, 60)}…` : value;
+  const points = Array.from(value);
+  return points.length > 60 ? `${points.slice(0, 60).join('')}…` : value;
 }
 
 const DEFAULT_PAGE_SIZE = 50;
 const MAX_PAGE_SIZE = 500;
 
 /** The week range and page size that every List call takes. */
-export function listWindowOf(request: { weekFrom: string; weekTo: string; pageSize: number }): {
+export function listWindowOf(request: {
+  weekFrom: string;
+  weekTo: string;
+  pageSize: number;
+  pageToken: string;
+}): {
   weekFrom: string | undefined;
   weekTo: string | undefined;
   pageSize: number;
+  pageToken: string;
 } {
   const weekFrom = optionalWeek('week_from', request.weekFrom);
   const weekTo = optionalWeek('week_to', request.weekTo);
   if (weekFrom && weekTo && weekFrom > weekTo) {
     throw new InvalidArgumentError('week_to', 'must not be before week_from', 'INVALID_RANGE');
   }
-  return { weekFrom, weekTo, pageSize: pageSizeOf(request.pageSize) };
+  return {
+    weekFrom,
+    weekTo,
+    pageSize: pageSizeOf(request.pageSize),
+    pageToken: pageTokenOf(request.pageToken),
+  };
 }
 
 /** A List call's page size: 0 means the default, and more than the maximum is refused. */

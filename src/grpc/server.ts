@@ -14,7 +14,13 @@ import { AuditServiceService, type AuditServiceServer } from '../generated/swap/
 import { ConflictServiceService, type ConflictServiceServer } from '../generated/swap/v1/conflict';
 import { SwapServiceService, type SwapServiceServer } from '../generated/swap/v1/swap';
 import { enforcePingPolicy } from './ping-policy';
+import {
+  refuseUndecodableRequests,
+  withSafeDecoding,
+  withStrictDecoding,
+} from './request-decoding';
 import { createServerCredentials } from './server-credentials';
+import { ignoreMalformedTimeouts } from './timeout-header';
 
 /** Fully qualified names of the services we serve; health reports each. */
 export const SWAP_SERVICE_NAME = 'swap.v1.SwapService';
@@ -64,11 +70,16 @@ export class GrpcServer {
     interceptors: ServerInterceptor[],
     private readonly log: Logger,
   ) {
-    this.server = new Server({ interceptors, ...transportOptions(options) });
-    this.server.addService(SwapServiceService, handlers.swaps);
-    this.server.addService(ConflictServiceService, handlers.conflicts);
-    this.server.addService(AuditServiceService, handlers.audit);
-    this.health.addToServer(this.server);
+    // Innermost, so a caller refused for other reasons (credentials, load) learns that first.
+    const undecodable = refuseUndecodableRequests(log);
+    this.server = new Server({
+      interceptors: [...interceptors, undecodable],
+      ...transportOptions(options),
+    });
+    this.server.addService(withStrictDecoding(SwapServiceService), handlers.swaps);
+    this.server.addService(withStrictDecoding(ConflictServiceService), handlers.conflicts);
+    this.server.addService(withStrictDecoding(AuditServiceService), handlers.audit);
+    this.health.addToServer(decodingSafely(this.server));
     if (options.reflection) {
       const definition = loadSync(
         ['swap/v1/swap.proto', 'swap/v1/conflict.proto', 'swap/v1/audit.proto'].map((file) =>
@@ -76,12 +87,12 @@ export class GrpcServer {
         ),
         { includeDirs: [PROTO_ROOT] },
       );
-      new ReflectionService(definition).addToServer(this.server);
+      new ReflectionService(definition).addToServer(decodingSafely(this.server));
     }
     // Probes call health every few seconds; they are neither logged nor measured.
     if (options.healthPort > 0) {
-      this.healthServer = new Server(transportOptions(options));
-      this.health.addToServer(this.healthServer);
+      this.healthServer = new Server({ interceptors: [undecodable], ...transportOptions(options) });
+      this.health.addToServer(decodingSafely(this.healthServer));
     }
   }
 
@@ -116,6 +127,7 @@ export class GrpcServer {
       },
       this.log,
     );
+    ignoreMalformedTimeouts(server, this.log);
     return bound;
   }
 
@@ -139,6 +151,19 @@ export class GrpcServer {
     // Last, so probes see NOT_SERVING (not a refused connection) while calls drain.
     this.healthServer?.forceShutdown();
   }
+}
+
+/**
+ * `server` as libraries that add their own services (health, reflection) see
+ * it: what they add gets deserializers that never throw.
+ */
+function decodingSafely(server: Server): Server {
+  const adding: Pick<Server, 'addService'> = {
+    addService: (service, implementation) =>
+      server.addService(withSafeDecoding(service), implementation),
+  };
+  // They call nothing but addService.
+  return adding as Server;
 }
 
 /** Server options every port shares: connection lifetime and what one connection may ask. */

@@ -43,8 +43,8 @@ export function swapHandlers(useCases: SwapUseCases, deps: HandlerDeps): SwapSer
       return { swap: toSwapMessage(record) };
     }),
     listSwaps: unary(deps, async (request, ctx) => {
-      const { filter, pageSize } = toSwapFilter(request);
-      const page = await queries.list(filter, pageSize, request.pageToken, ctx);
+      const { filter, pageSize, pageToken } = toSwapFilter(request);
+      const page = await queries.list(filter, pageSize, pageToken, ctx);
       return { swaps: page.swaps.map(toSwapMessage), nextPageToken: page.nextPageToken };
     }),
   };

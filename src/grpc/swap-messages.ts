@@ -71,8 +71,12 @@ export function toSwapCommand(request: SwapRequestFields): SwapCommand {
   };
 }
 
-export function toSwapFilter(request: ListSwapsRequest): { filter: SwapFilter; pageSize: number } {
-  const { weekFrom, weekTo, pageSize } = listWindowOf(request);
+export function toSwapFilter(request: ListSwapsRequest): {
+  filter: SwapFilter;
+  pageSize: number;
+  pageToken: string;
+} {
+  const { weekFrom, weekTo, pageSize, pageToken } = listWindowOf(request);
   const status =
     request.status === SwapStatus.SWAP_STATUS_UNSPECIFIED
       ? undefined
@@ -85,6 +89,7 @@ export function toSwapFilter(request: ListSwapsRequest): { filter: SwapFilter; p
   return {
     filter: { facultyId: optionalUuid('faculty_id', request.facultyId), weekFrom, weekTo, status },
     pageSize,
+    pageToken,
   };
 }
 

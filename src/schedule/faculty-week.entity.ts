@@ -6,7 +6,8 @@ import type { Person } from './person.entity';
  * week. Every write that changes or validates a faculty member's week locks this
  * row first, so rules that read several rows of that week (double booking, clinic
  * limits, back-to-back FMIT) cannot be defeated by a concurrent writer (write skew).
- * The row also keeps the highest fencing token that has written the week.
+ * The row also keeps the highest fencing token that has written the week, and
+ * which lock grant it came from.
  */
 export class FacultyWeek {
   id!: string;
@@ -15,6 +16,8 @@ export class FacultyWeek {
   weekStart!: string;
   /** Highest lock fencing token that wrote this week; null before any fenced write. */
   fencingToken!: string | null;
+  /** The lock grant (its random owner token) that recorded `fencingToken`; tells tied tokens apart. */
+  fencingOwner!: string | null;
   version!: Opt<number>;
 }
 
@@ -27,6 +30,7 @@ export const FacultyWeekSchema = new EntitySchema<FacultyWeek>({
     person: { kind: 'm:1', entity: 'Person', ref: true },
     weekStart: { type: 'string', columnType: 'date' },
     fencingToken: { type: 'bigint', nullable: true },
+    fencingOwner: { type: 'text', nullable: true },
     version: { type: 'integer', version: true },
   },
 });

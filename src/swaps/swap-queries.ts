@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { FilterQuery } from '@mikro-orm/core';
 import type { CallContext } from '../domain/call-context';
+import { isAcceptedInstant } from '../domain/date-range';
 import { InvalidArgumentError, NotFoundError } from '../domain/errors';
 import { isUuid } from '../domain/ids';
 import type { TransactionRunner } from '../db/transaction-runner';
@@ -132,11 +133,21 @@ function isCursor(value: unknown): value is Cursor {
   const { at, id, f } = value as Record<string, unknown>;
   return (
     typeof at === 'string' &&
-    !Number.isNaN(Date.parse(at)) &&
+    isIssuedInstant(at) &&
     typeof id === 'string' &&
     isUuid(id) &&
     typeof f === 'string'
   );
+}
+
+/**
+ * Whether `at` is a time as {@link encodeCursor} writes it (toISOString) and in
+ * the accepted range: a tampered token must not reach the database with a time
+ * it cannot represent.
+ */
+function isIssuedInstant(at: string): boolean {
+  const instant = new Date(at);
+  return isAcceptedInstant(instant) && instant.toISOString() === at;
 }
 
 function foreignToken(): InvalidArgumentError {

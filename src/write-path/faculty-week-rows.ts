@@ -65,43 +65,59 @@ function keyOf(key: FacultyWeekKey): string {
   return `${key.personId}|${key.week}`;
 }
 
-// Records the token on the weeks (already locked by this transaction) unless a
-// newer holder got there first; returns the weeks that refused it.
+// Records the grant's token and owner on the weeks (already locked by this
+// transaction) unless another grant got there first: one with a newer token,
+// or one with the same token (a Redis failover lost the counter and handed the
+// token out twice) but another owner. The grant that wrote a week may write it
+// again (a later item, a retried attempt). Returns the weeks that refused it.
 const FENCE_SQL = `
-with wanted as (
-  select fw.id, fw.person_id, fw.week_start, fw.fencing_token
+with ours as (
+  select ?::bigint as token, ?::text as owner
+), wanted as (
+  select fw.id, fw.person_id, fw.week_start, fw.fencing_token, fw.fencing_owner
   from faculty_week fw
   join unnest(?::uuid[], ?::date[]) as k(person_id, week_start)
     on fw.person_id = k.person_id and fw.week_start = k.week_start
 ), fenced as (
-  update faculty_week fw set fencing_token = ?::bigint
-  from wanted w
-  where fw.id = w.id and (w.fencing_token is null or w.fencing_token <= ?::bigint)
+  update faculty_week fw set fencing_token = ours.token, fencing_owner = ours.owner
+  from wanted w, ours
+  where fw.id = w.id
+    and (w.fencing_token is null
+      or w.fencing_token < ours.token
+      or (w.fencing_token = ours.token and w.fencing_owner = ours.owner))
   returning fw.id
 )
 select w.person_id as "personId", w.week_start as "week", w.fencing_token::text as "token"
 from wanted w where w.id not in (select id from fenced)`;
 
-/** A week that a newer lock holder has already written. */
+/** A week that another lock grant, newer or tied with ours, has already written. */
 export interface FencedOut extends FacultyWeekKey {
   token: string;
 }
 
+/** The lock grant a write runs under, as its fence records it. */
+export interface FencingGrant {
+  /** The grant's fencing token. */
+  token: string;
+  /** Names the one grant (its random lock owner), so tied tokens are told apart. */
+  owner: string;
+}
+
 /**
- * Writes `token` as the fencing token of `keys`, which this transaction has
- * locked, and returns the weeks whose recorded token is newer (the write must
- * then be refused).
+ * Writes the grant's token and owner on `keys`, which this transaction has
+ * locked, and returns the weeks another grant has already written with a newer
+ * token, or with the same token (the write must then be refused).
  */
 export async function fenceFacultyWeeks(
   em: EntityManager,
   keys: readonly FacultyWeekKey[],
-  token: string,
+  grant: FencingGrant,
 ): Promise<FencedOut[]> {
   const unique = dedupe(keys);
   return em.execute<FencedOut[]>(FENCE_SQL, [
+    grant.token,
+    grant.owner,
     sqlArray(unique.map((k) => k.personId)),
     sqlArray(unique.map((k) => k.week)),
-    token,
-    token,
   ]);
 }

@@ -28,8 +28,9 @@ export interface WriteContext {
   readonly fencingToken: string | null;
   /**
    * Locks the faculty-week rows FOR UPDATE, in id order (creating the missing
-   * ones), then records the call's fencing token on the written ones. Refuses
-   * with STALE_FENCING_TOKEN when a newer lock holder has written one of them.
+   * ones), then records the call's fencing token and grant on the written
+   * ones. Refuses with STALE_FENCING_TOKEN when another lock grant, with a
+   * newer token or the same one, has written one of them.
    */
   lockFacultyWeeks(weeks: FacultyWeekLocks): Promise<void>;
   /**
@@ -52,13 +53,15 @@ export function writeContextOf(
     fencingToken: guard.fencingToken,
     lockFacultyWeeks: async ({ written, read = [] }) => {
       await lockFacultyWeeks(em, [...written, ...read]);
-      if (guard.fencingToken === null) return;
-      const newer = await fenceFacultyWeeks(em, written, guard.fencingToken);
+      if (guard.fencingToken === null || guard.fencingOwner === null) return;
+      const grant = { token: guard.fencingToken, owner: guard.fencingOwner };
+      const newer = await fenceFacultyWeeks(em, written, grant);
       if (newer.length === 0) return;
+      // A tie is refused as well: the retry's grant gets a token above it.
       guard.outrankedBy(newer.map((w) => w.token));
       throw new ConcurrencyConflictError(
         'STALE_FENCING_TOKEN',
-        `a newer lock holder has written ${newer.map((w) => `${w.personId}/${w.week}`).join(', ')}; retry`,
+        `another lock holder, with a newer or the same fencing token, has written ${newer.map((w) => `${w.personId}/${w.week}`).join(', ')}; retry`,
         0,
       );
     },

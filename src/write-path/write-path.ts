@@ -13,8 +13,29 @@ import type { MutationRecord, MutationSubjects, WriteHooks } from './write-hooks
 export interface LockedWrite<T> {
   /** The lock names the change touches. */
   lockNames: readonly string[];
+  /**
+   * How long to wait for the locks: LOCK_WAIT_MS (the default), or the whole
+   * call budget, for a write whose lock only keeps duplicate work apart (a
+   * burst of detections queues instead of failing LOCK_TIMEOUT).
+   */
+  lockWait?: 'configured' | 'budget';
   /** The change itself: inside the transaction, under the locks. */
   change: (ctx: WriteContext) => Promise<T>;
+}
+
+/** What identifies a mutating call and its answer, whatever the change. */
+export interface MutationKey<T> {
+  /** The RPC; with the caller it scopes the key, so the same id elsewhere is another key. */
+  method: string;
+  requestId: string;
+  /**
+   * What the caller asked for, without the request id, and never anything the
+   * server decided (an option it picked, a row it read): a reused key with
+   * another request is refused, and a retry of the same request replays.
+   */
+  request: unknown;
+  /** The swaps and conflicts the answer concerns, recorded with it; none unless given. */
+  subjects?: (value: T) => MutationSubjects;
 }
 
 /**
@@ -22,17 +43,17 @@ export interface LockedWrite<T> {
  * the change, so it must be plain data (what structured clone keeps: no
  * methods, no entity references).
  */
-export interface Mutation<T> extends LockedWrite<T> {
-  /** The RPC; with the caller it scopes the key, so the same id elsewhere is another key. */
-  method: string;
-  requestId: string;
-  /**
-   * What the caller asked for, without the request id, and never anything the
-   * server decided: a reused key with another request is refused.
-   */
-  request: unknown;
-  /** The swaps and conflicts the answer concerns, recorded with it; none unless given. */
-  subjects?: (value: T) => MutationSubjects;
+export interface Mutation<T> extends MutationKey<T>, LockedWrite<T> {}
+
+/**
+ * A mutating call whose locks and change follow from what it reads first (a
+ * resolution picks its option from the alert's current state). `plan` runs
+ * only once the key is known to have no committed answer: a retry replays what
+ * the first call did instead of planning again against the state it left.
+ * It may throw to refuse the call; nothing is written then.
+ */
+export interface PlannedMutation<T> extends MutationKey<T> {
+  plan: () => Promise<LockedWrite<T>>;
 }
 
 /** The answer of a mutating call, and whether it was replayed rather than recomputed. */
@@ -46,7 +67,8 @@ export interface Committed<T> {
  * The one write path. Every mutating call goes through `commit`, which owns the
  * whole protocol, in this order:
  *
- * 1. replay: a committed answer for the key is returned as is;
+ * 1. replay: a committed answer for the key is returned as is; otherwise a
+ *    planned mutation makes its plan (what to lock and change);
  * 2. locks: the distributed locks on the change's names (advisory locks if Redis is out);
  * 3. transaction: one unit of work per attempt, retried on conflicts within the budget;
  * 4. guard: the lock enters the transaction (advisory locks are taken here);
@@ -69,17 +91,34 @@ export class WritePath {
   ) {}
 
   /** Runs a mutating call exactly once per request id, as described above. */
-  async commit<T>(call: CallContext, mutation: Mutation<T>): Promise<Committed<T>> {
+  async commit<T>(
+    call: CallContext,
+    mutation: Mutation<T> | PlannedMutation<T>,
+  ): Promise<Committed<T>> {
     const { requestId } = mutation;
     const scope = idempotencyScopeOf(call.caller, mutation.method);
     const fingerprint = fingerprintOf(mutation.request);
-    const earlier = await this.idempotency.lookup(scope, requestId);
+    const lookup = () =>
+      this.transactions.outsideTransaction(call.budget, (em) =>
+        this.idempotency.lookup(em, scope, requestId),
+      );
+    const earlier = await lookup();
     if (earlier) return this.replay(call, mutation, fingerprint, earlier);
 
-    const outcome = await this.underLocks(call, mutation, async (ctx) => {
+    let write: LockedWrite<T>;
+    try {
+      write = 'plan' in mutation ? await mutation.plan() : mutation;
+    } catch (error) {
+      // A duplicate of this call may have committed since the lookup, and the
+      // plan then saw the state it left (an alert already resolved, say).
+      const committed = await lookup();
+      if (committed) return this.replay(call, mutation, fingerprint, committed);
+      throw error;
+    }
+    const outcome = await this.underLocks(call, write, async (ctx) => {
       const committed = await this.idempotency.claim(ctx.em, scope, requestId, fingerprint);
       if (committed) return { kind: 'replay' as const, committed };
-      const value = await mutation.change(ctx);
+      const value = await write.change(ctx);
       // Flushed first, so the answer (and its replays) carries the stored versions.
       await ctx.em.flush();
       const response = v8.serialize(value);
@@ -119,7 +158,7 @@ export class WritePath {
     write: LockedWrite<unknown>,
     work: (ctx: WriteContext) => Promise<T>,
   ): Promise<T> {
-    return this.locks.withLocks(write.lockNames, call.budget, (guard) =>
+    return this.locks.withLocks(write.lockNames, call.budget, write.lockWait, (guard) =>
       this.transactions.transactionally(guard.budget, async (em) => {
         await guard.enter(em);
         return work(
@@ -131,7 +170,7 @@ export class WritePath {
 
   private async replay<T>(
     call: CallContext,
-    mutation: Mutation<T>,
+    mutation: MutationKey<T>,
     fingerprint: string,
     stored: StoredResponse,
   ): Promise<Committed<T>> {
@@ -152,7 +191,7 @@ export class WritePath {
 
 function recordOf<T>(
   call: CallContext,
-  mutation: Mutation<T>,
+  mutation: MutationKey<T>,
   fingerprint: string,
   value: T,
 ): MutationRecord {

@@ -1,4 +1,6 @@
 import { type ServiceError, status } from '@grpc/grpc-js';
+import { RetryInfo } from '../../src/generated/google/rpc/error_details';
+import { Status } from '../../src/generated/google/rpc/status';
 import type { Swap } from '../../src/generated/swap/v1/swap';
 import { errorDetails } from './test-service';
 
@@ -67,4 +69,14 @@ export function tally(outcomes: readonly Outcome[]): Record<string, number> {
     counts[key] = (counts[key] ?? 0) + 1;
   }
   return counts;
+}
+
+/** The RetryInfo delay of an error's status details, in ms; undefined when it carries none. */
+export function retryDelayMsOf(error: ServiceError): number | undefined {
+  const raw = error.metadata.get('grpc-status-details-bin')[0];
+  if (!Buffer.isBuffer(raw)) return undefined;
+  const detail = Status.decode(raw).details.find((d) => d.typeUrl.endsWith('google.rpc.RetryInfo'));
+  if (!detail) return undefined;
+  const delay = RetryInfo.decode(detail.value).retryDelay;
+  return delay && Number(delay.seconds) * 1000 + delay.nanos / 1_000_000;
 }

@@ -56,7 +56,7 @@ import {
   BadRequest,
 } from '../../src/generated/google/rpc/error_details';
 import { Status } from '../../src/generated/google/rpc/status';
-import { type RunningService, startService } from '../../src/main';
+import { type RunningService, type ServiceOverrides, startService } from '../../src/main';
 import { JwtIssuer } from './jwt-issuer';
 import { ScheduleFixture } from './schedule-fixture';
 import { TestClock } from './test-clock';
@@ -88,6 +88,8 @@ export interface TestServiceOptions {
   log?: Logger;
   /** Interceptors of the service's clients (to add credentials, say). */
   clientInterceptors?: Interceptor[];
+  /** Extra write-path hooks, run after the service's own (see ServiceOverrides). */
+  writeHooks?: ServiceOverrides['writeHooks'];
 }
 
 /** The test calendar: "today" is a Monday, and weeks after it are open to swaps. */
@@ -117,7 +119,7 @@ export async function startTestService(
     ...env,
   });
   const log = options.log ?? pino({ level: logLevel });
-  const service = await startService(config, { clock, log });
+  const service = await startService(config, { clock, log, writeHooks: options.writeHooks });
   const address = `127.0.0.1:${service.port}`;
   const channelCredentials = options.clientCredentials ?? credentials.createInsecure();
   const clientOptions = { ...CLIENT_OPTIONS, interceptors: options.clientInterceptors ?? [] };

@@ -3,6 +3,7 @@ import { Migration20261127000000Initial } from './Migration20261127000000Initial
 import { Migration20261127010000Idempotency } from './Migration20261127010000Idempotency';
 import { Migration20261127020000Conflicts } from './Migration20261127020000Conflicts';
 import { Migration20261201000000AuditTrail } from './Migration20261201000000AuditTrail';
+import { Migration20261203000000FencingOwner } from './Migration20261203000000FencingOwner';
 
 /**
  * Every migration, in order. Listed explicitly rather than globbed from disk, so
@@ -13,4 +14,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261127010000Idempotency', class: Migration20261127010000Idempotency },
   { name: 'Migration20261127020000Conflicts', class: Migration20261127020000Conflicts },
   { name: 'Migration20261201000000AuditTrail', class: Migration20261201000000AuditTrail },
+  { name: 'Migration20261203000000FencingOwner', class: Migration20261203000000FencingOwner },
 ];

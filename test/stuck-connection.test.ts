@@ -1,0 +1,153 @@
+import { type ServiceError, status } from '@grpc/grpc-js';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { poolStats } from '../src/db/pool-stats';
+import { addDays } from '../src/domain/calendar';
+import { type BlackholeProxy, startBlackholeProxy } from './support/blackhole-proxy';
+import { failure } from './support/grpc-outcomes';
+import { TEST_REDIS_URL } from './support/redis-url';
+import { ScheduleFixture } from './support/schedule-fixture';
+import { truncateAll, waitFor } from './support/sql-fixtures';
+import { fmitSwapPair } from './support/swap-pair';
+import { createTestDatabase, type TestDatabase } from './support/test-database';
+import { errorDetails, startTestService, type TestService } from './support/test-service';
+
+/**
+ * A database connection whose replies stop arriving (a network partition: the
+ * proxy swallows PostgreSQL's bytes, and the socket stays open) must not keep
+ * a call alive. statement_timeout is enforced by the server, whose answer is
+ * lost too; without a limit of its own the call waited for it forever, while
+ * its Redis lease kept extending itself, so every later swap on those weeks
+ * failed LOCK_TIMEOUT. Now the call ends by its budget plus a small grace
+ * (UNAVAILABLE or DEADLINE_EXCEEDED, never INTERNAL), destroys the hung
+ * connection, and releases its locks; once the network heals, the next swap on
+ * the same weeks goes through.
+ */
+
+let db: TestDatabase;
+let proxy: BlackholeProxy;
+let ts: TestService;
+let fx: ScheduleFixture;
+let redis: Redis;
+/** Run once, in the next mutation's transaction, right before its COMMIT. */
+let atCommit: ((em: EntityManager) => Promise<void>) | undefined;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  const url = new URL(db.url);
+  proxy = await startBlackholeProxy(Number(url.port || 5432));
+  url.host = `127.0.0.1:${proxy.port}`;
+  ts = await startTestService(
+    {
+      DATABASE_URL: url.toString(),
+      REDIS_URL: TEST_REDIS_URL,
+      // Calls without a gRPC deadline get this budget; the server's answer is what is checked.
+      DEFAULT_DEADLINE_MS: '3000',
+      TX_TIMEOUT_CEILING_MS: '2000',
+      IDEMPOTENCY_SWEEP_INTERVAL_MS: '3600000',
+    },
+    {
+      database: db,
+      writeHooks: {
+        committed: [
+          async (em) => {
+            const hook = atCommit;
+            atCommit = undefined;
+            await hook?.(em);
+          },
+        ],
+      },
+    },
+  );
+  fx = await ScheduleFixture.connect(db.url);
+  redis = new Redis(TEST_REDIS_URL);
+});
+afterAll(async () => {
+  redis?.disconnect();
+  await fx?.close();
+  await ts?.close();
+  await proxy?.close();
+  await db?.drop();
+});
+beforeEach(async () => {
+  atCommit = undefined;
+  proxy.disarm();
+  await truncateAll(fx.db);
+});
+
+const W = '2030-03-04';
+
+async function lockKeys(): Promise<string[]> {
+  return redis.keys(`{${ts.lockKeyPrefix}}:lock:*`);
+}
+
+async function swapIds(): Promise<string[]> {
+  const { rows } = await fx.db.query<{ id: string }>('select id from swap_record order by id');
+  return rows.map((r) => r.id);
+}
+
+/** The call's answer is one a client retries, never INTERNAL. */
+function expectRetryable(error: ServiceError, reasons: readonly string[]): void {
+  expect(['UNAVAILABLE', 'DEADLINE_EXCEEDED']).toContain(status[error.code]);
+  if (status[error.code] === 'UNAVAILABLE') expect(reasons).toContain(errorDetails(error).reason);
+}
+
+/** After a hang: no lock left in Redis and no connection checked out of the pool. */
+async function expectNothingHeld(): Promise<void> {
+  await waitFor('the locks to be released', async () => (await lockKeys()).length === 0);
+  await waitFor(
+    'the pool to have no connection in use',
+    () => poolStats(ts.service.orm).inUse === 0,
+  );
+}
+
+it('ends a call whose connection stops answering mid-transaction, and frees its locks and connection', async () => {
+  const pair = await fmitSwapPair(fx, { sourceWeek: W, targetWeek: addDays(W, 14), reason: 'x' });
+  // Inside the swap's transaction, under its locks: from here PostgreSQL's replies are lost.
+  atCommit = async (em) => {
+    proxy.arm();
+    await em.execute('select 1');
+  };
+  const call = failure(ts.api.executeSwap(pair.request()));
+  await waitFor('the locks to be taken', async () => (await lockKeys()).length > 0);
+  expectRetryable(await call, ['DATABASE_UNAVAILABLE']);
+  await expectNothingHeld();
+
+  proxy.disarm();
+  expect(await swapIds()).toEqual([]);
+  // The same weeks: refused LOCK_TIMEOUT while the stuck call held them.
+  const { swap } = await ts.api.executeSwap(pair.request());
+  expect(await swapIds()).toEqual([swap!.id]);
+  await expectNothingHeld();
+});
+
+it('says COMMIT_OUTCOME_UNKNOWN when the reply to COMMIT never comes, and the retry reports the truth', async () => {
+  const pair = await fmitSwapPair(fx, { sourceWeek: W, targetWeek: addDays(W, 14), reason: 'x' });
+  const request = pair.request();
+  // COMMIT reaches PostgreSQL and commits; its reply is lost, and the socket stays open.
+  atCommit = () => Promise.resolve(void proxy.arm());
+  const error = await failure(ts.api.executeSwap(request));
+  expect([status[error.code], errorDetails(error).reason]).toEqual([
+    'UNAVAILABLE',
+    'COMMIT_OUTCOME_UNKNOWN',
+  ]);
+  await expectNothingHeld();
+
+  proxy.disarm();
+  const committed = await swapIds();
+  const { swap } = await ts.api.executeSwap(request);
+  expect([swap!.id]).toEqual(committed);
+});
+
+it('ends a call that finds every connection stuck before it starts, and recovers once healed', async () => {
+  const pair = await fmitSwapPair(fx, { sourceWeek: W, targetWeek: addDays(W, 14), reason: 'x' });
+  proxy.arm();
+  expectRetryable(await failure(ts.api.executeSwap(pair.request())), ['DATABASE_UNAVAILABLE']);
+  await expectNothingHeld();
+
+  proxy.disarm();
+  const { swap } = await ts.api.executeSwap(pair.request());
+  expect(await swapIds()).toEqual([swap!.id]);
+  await expectNothingHeld();
+});
