@@ -25,11 +25,15 @@ const layer = {
   auth: '^src/auth/',
   grpc: '^src/grpc/',
   dev: '^src/dev/',
+  swapctl: '^src/swapctl/',
   main: '^src/main[.]ts$',
   telemetry: '^src/telemetry[.]ts$',
   config: '^src/config[.]ts$',
   logger: '^src/logger[.]ts$',
 };
+
+/** The schedule's read use case (ScheduleService); the rest of src/schedule stays pure. */
+const scheduleQueries = '^src/schedule/schedule-queries[.]ts$';
 
 /** Entity files anywhere in src; the entity registry in src/db needs them all. */
 const entityFiles = '^src/.+[.]entity[.]ts$';
@@ -47,14 +51,15 @@ const ormPackages = '(^|/)node_modules/(@mikro-orm/[^/]+|knex)/';
  * @param {string} from
  * @param {string[]} allowed
  * @param {string} comment
+ * @param {string[]} [except] modules of `from` that a rule of their own governs
  * @returns {import('dependency-cruiser').IForbiddenRuleType}
  */
-function mayImportOnly(name, from, allowed, comment) {
+function mayImportOnly(name, from, allowed, comment, except = []) {
   return {
     name,
     comment,
     severity: 'error',
-    from: { path: from },
+    from: { path: from, pathNot: except },
     to: { pathNot: [from, ...allowed], dependencyTypesNot: ['core'] },
   };
 }
@@ -78,7 +83,25 @@ export default {
       'layer-schedule',
       layer.schedule,
       [layer.domain, '(^|/)node_modules/@mikro-orm/core/'],
-      'src/schedule (entities and pure schedule policies) imports only src/domain and @mikro-orm/core; database access (src/db, @mikro-orm/postgresql) belongs in src/db or src/write-path.',
+      'src/schedule (entities and pure schedule policies) imports only src/domain and @mikro-orm/core; database access (src/db, @mikro-orm/postgresql) belongs in src/db or src/write-path (or, for reads, in src/schedule/schedule-queries.ts).',
+      [scheduleQueries],
+    ),
+    {
+      name: 'layer-schedule-queries',
+      comment:
+        'src/schedule/schedule-queries.ts (the ScheduleService read use case) may also run read-only transactions through src/db/transaction-runner.ts; nothing else of src/db.',
+      severity: 'error',
+      from: { path: scheduleQueries },
+      to: {
+        pathNot: [layer.schedule, layer.domain, '^src/db/transaction-runner[.]ts$'],
+        dependencyTypesNot: ['core'],
+      },
+    },
+    mayImportOnly(
+      'layer-swapctl',
+      layer.swapctl,
+      [layer.generated, '^src/domain/(calendar|ids)[.]ts$', npmPackages],
+      'src/swapctl (the CLI) is a gRPC client like any other: it imports only src/generated, the pure calendar and id helpers of src/domain and npm packages; never server internals.',
     ),
     mayImportOnly(
       'layer-observability',
@@ -146,7 +169,7 @@ export default {
     {
       name: 'layer-grpc',
       comment:
-        'src/grpc only adapts gRPC to use cases: it imports src/swaps, src/conflicts, src/audit, src/auth, src/domain, src/generated, src/observability, src/config.ts, src/logger.ts and npm packages except @mikro-orm/* and knex; move database, lock and transaction code behind a use case.',
+        'src/grpc only adapts gRPC to use cases: it imports src/swaps, src/conflicts, src/audit, src/auth, src/schedule/schedule-queries.ts, src/domain, src/generated, src/observability, src/config.ts, src/logger.ts and npm packages except @mikro-orm/* and knex; move database, lock and transaction code behind a use case.',
       severity: 'error',
       from: { path: layer.grpc },
       to: {
@@ -157,6 +180,7 @@ export default {
           layer.audit,
 
           layer.auth,
+          scheduleQueries,
           layer.domain,
           layer.generated,
           layer.observability,
@@ -248,6 +272,7 @@ export default {
           layer.main,
           layer.telemetry,
           '^src/dev/cli[.]ts$',
+          '^src/swapctl/bin[.]cjs$',
           '^src/db/migrations/',
           '[.]d[.]ts$',
         ],
@@ -259,7 +284,9 @@ export default {
       comment:
         'src imports a devDependency, which production (npm ci --omit=dev) does not install: move the package to dependencies or the code to test/ or bench/.',
       severity: 'error',
-      from: { path: '^src/' },
+      // The swapctl bin runs the CLI from source through tsx, which `npm ci` installs;
+      // it is a developer's and SRE's tool of the checkout, not part of the image.
+      from: { path: '^src/', pathNot: ['^src/swapctl/bin[.]cjs$'] },
       to: { dependencyTypes: ['npm-dev'], pathNot: ['(^|/)node_modules/@types/'] },
     },
     {

@@ -25,6 +25,7 @@ import { HUNG_REPLY_GRACE_MS, TransactionRunner } from './db/transaction-runner'
 import { toIsoDate } from './domain/calendar';
 import { type Clock, systemClock } from './domain/clock';
 import { openDatabase, prepareDatabase } from './dev/database-bootstrap';
+import { findDemoSwaps } from './dev/demo-swaps';
 import { printQuickStart } from './dev/quick-start';
 import { auditHandlers } from './grpc/audit-handlers';
 
@@ -33,6 +34,7 @@ import { CallContexts } from './grpc/call-contexts';
 import { callLogging } from './grpc/call-logging';
 import { callMetrics } from './grpc/call-metrics';
 import { conflictHandlers } from './grpc/conflict-handlers';
+import { scheduleHandlers } from './grpc/schedule-handlers';
 import { statusNameOf } from './grpc/error-boundary';
 import { inFlightLimit } from './grpc/in-flight-limit';
 import { GrpcServer } from './grpc/server';
@@ -45,6 +47,7 @@ import { RollbackSwap } from './swaps/rollback-swap';
 import { SwapQueries } from './swaps/swap-queries';
 import { ValidateSwap } from './swaps/validate-swap';
 import type { WriteHooks } from './write-path/write-hooks';
+import { ScheduleQueries } from './schedule/schedule-queries';
 import { WritePath } from './write-path/write-path';
 
 /** What tests may replace when they build the service in-process. */
@@ -177,6 +180,10 @@ export async function startService(
           },
           handlerDeps,
         ),
+        schedule: scheduleHandlers(
+          { queries: new ScheduleQueries(transactions, clock) },
+          handlerDeps,
+        ),
       },
       // Outermost first: logging and metrics see every call, authentication goes after them.
       [
@@ -244,7 +251,10 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel);
   const service = await startService(config, { log });
-  if (!config.database.url) printQuickStart(service.port, config.database.embeddedPort);
+  if (!config.database.url) {
+    const [swap] = await findDemoSwaps(service.orm.em.fork(), toIsoDate(systemClock.now()), 1);
+    printQuickStart(service.port, swap);
+  }
 
   const stop = (signal: string) => {
     log.info({ signal }, 'shutting down');

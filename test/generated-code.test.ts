@@ -17,7 +17,7 @@ function files(dir: string, prefix = ''): string[] {
   });
 }
 
-it('src/generated is exactly what `npm run proto` generates from proto/', () => {
+it('src/generated (code and descriptor set) is exactly what `npm run proto` generates from proto/', () => {
   const bin = path.join(root, 'node_modules/.bin');
   execFileSync(path.join(bin, 'buf'), ['lint', 'proto'], { cwd: root, stdio: 'pipe' });
   const template = readFileSync(path.join(root, 'proto/buf.gen.yaml'), 'utf8').replace(
@@ -36,12 +36,19 @@ it('src/generated is exactly what `npm run proto` generates from proto/', () => 
     ['--config', path.join(root, '.prettierrc.json'), '--log-level', 'warn', '--write', out],
     { cwd: root, stdio: 'pipe' },
   );
+  execFileSync(
+    path.join(bin, 'buf'),
+    ['build', 'proto', '--as-file-descriptor-set', '-o', path.join(out, 'descriptor-set.binpb')],
+    { cwd: root, stdio: 'pipe' },
+  );
 
   const committed = path.join(root, 'src/generated');
   expect(files(out).sort()).toEqual(files(committed).sort());
   for (const file of files(committed)) {
-    expect(readFileSync(path.join(out, file), 'utf8'), `${file} drifted; run npm run proto`).toBe(
-      readFileSync(path.join(committed, file), 'utf8'),
+    // The descriptor set is binary: compared as bytes, the code as text (for a readable diff).
+    const encoding = file.endsWith('.binpb') ? 'base64' : 'utf8';
+    expect(readFileSync(path.join(out, file), encoding), `${file} drifted; run npm run proto`).toBe(
+      readFileSync(path.join(committed, file), encoding),
     );
   }
 });

@@ -22,6 +22,11 @@ import {
   ResolveConflictRequest,
 } from '../src/generated/swap/v1/conflict';
 import {
+  GetFacultyScheduleRequest,
+  ListFacultyRequest,
+  ScheduleServiceService,
+} from '../src/generated/swap/v1/schedule';
+import {
   ExecuteSwapRequest,
   GetSwapRequest,
   ListSwapsRequest,
@@ -36,7 +41,7 @@ import { fmitSwapPair } from './support/swap-pair';
 import { type TestService, useTestService } from './support/test-service';
 
 /**
- * Fuzzes every RPC of every service we serve with fast-check: messages built
+ * Fuzzes every RPC of every service we serve (Swap, Conflict, Audit, Schedule, health) with fast-check: messages built
  * from the generated types with values near and far from valid (ids, weeks,
  * page tokens, text with NUL, emoji and lone surrogates, extreme numbers and
  * times), their encodings mutated byte by byte, and bytes that are no message
@@ -85,6 +90,7 @@ function health(method: 'Check' | 'Watch'): Rpc {
 const S = SwapServiceService;
 const C = ConflictServiceService;
 const A = AuditServiceService;
+const D = ScheduleServiceService;
 const RPCS: Rpc[] = [
   // First: it reads the whole audit trail, which every refused mutating call below lengthens.
   generated(A.verifyAuditChain, VerifyAuditChainRequest),
@@ -102,6 +108,8 @@ const RPCS: Rpc[] = [
   generated(C.resolveConflict, ResolveConflictRequest),
   generated(C.autoResolve, AutoResolveRequest),
   generated(A.listAuditEvents, ListAuditEventsRequest),
+  generated(D.listFaculty, ListFacultyRequest),
+  generated(D.getFacultySchedule, GetFacultyScheduleRequest),
   health('Check'),
   health('Watch'),
 ];

@@ -30,7 +30,7 @@ export interface DemoSeedOptions {
   today: string;
   /**
    * Uniform numbers in [0, 1) that shape the schedule. Defaults to a PRNG with
-   * a fixed seed, so every demo database has the same schedule (ids differ);
+   * a fixed seed, so every demo database has the same schedule and people;
    * see {@link planDemoProgram}.
    */
   random?: () => number;

@@ -3,7 +3,7 @@
  * inpatient, calls and absences. No database here, so the plan can be reasoned
  * about (and changed) apart from how it is written.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { addDays, mondayOf, parseIsoDate } from '../domain/calendar';
 import { type AbsenceType, isBlockingAbsence } from '../schedule/absence-policy';
 import { type AssignmentRole, CLINIC_ROTATION, FMIT_ROTATION } from '../schedule/assignment.entity';
@@ -16,6 +16,10 @@ import { seededRandom } from './seeded-random';
 
 const INPATIENT_ROTATION = 'inpatient';
 const DEFAULT_SEED = 0x5eed_2026;
+/** How many pairs of faculty get weeks kept free for each other (see {@link DemoPlan.swapReady}). */
+const SWAP_READY_PAIRS = 3;
+/** Swap-ready weeks start this many weeks after today's, past the short-notice warning. */
+const SWAP_READY_LEAD_WEEKS = 3;
 
 /** Roles that may take an FMIT week; the others run no inpatient service. */
 const FMIT_ROLES: ReadonlySet<FacultyRole> = new Set(['pd', 'apd', 'oic', 'dept_chief', 'core']);
@@ -92,14 +96,32 @@ export interface DemoPlan {
   assignments: AssignmentRow[];
   calls: CallRow[];
   absences: AbsenceRow[];
+  /**
+   * Pairs of FMIT weeks whose holders are each kept free of all work in the
+   * other's week (and are away in neither, and hold no FMIT week next to it),
+   * so one-to-one swaps of the two weeks, and absorbs of either by the other,
+   * break no rule when the demo starts.
+   */
+  swapReady: Array<{ a: string; aWeek: string; b: string; bWeek: string }>;
+}
+
+/**
+ * A demo person's id, the same in every demo database (a UUID made from the
+ * name), so the README's walkthrough names real people of any demo seed.
+ */
+export function demoPersonId(name: string): string {
+  const hex = createHash('sha256').update(`swap-service demo person ${name}`).digest('hex');
+  // Version 8 (custom) and the RFC 9562 variant, so it is a well-formed UUID.
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${((parseInt(hex[16]!, 16) & 3) | 8).toString(16)}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
 /**
  * The whole demo schedule of the academic year (July to June) that contains
  * `today`, an ISO date. Everything the rules care about (who works which block)
- * comes from `random`, uniform numbers in [0, 1); only the ids do not.
+ * comes from `random`, uniform numbers in [0, 1); only the ids of blocks, rows
+ * and absences do not (people's come from their names, see {@link demoPersonId}).
  * Without `random`, a PRNG with a fixed seed shapes it, so every demo database
- * has the same schedule (ids differ).
+ * has the same schedule for the same academic year.
  */
 export function planDemoProgram(
   today: string,
@@ -179,6 +201,27 @@ export function planDemoProgram(
     });
   }
 
+  // Weeks kept free of all work for one person, so a swap into them is valid.
+  const keptFree = new Set<string>();
+  const isKeptFree = (w: number, person: PersonRow) => keptFree.has(`${w} ${person.id}`);
+  const swapReady: DemoPlan['swapReady'] = [];
+  for (let wa = todayWeek + SWAP_READY_LEAD_WEEKS; wa < weeks.length - 1; wa++) {
+    if (swapReady.length === SWAP_READY_PAIRS) break;
+    const a = fmitFaculty[wa]!;
+    const fitsIn = (w: number, person: PersonRow) =>
+      !isAway(w, person) && fmitFaculty[w - 1] !== person && fmitFaculty[w + 1] !== person;
+    for (let wb = wa + 2; wb < Math.min(weeks.length - 1, wa + 8); wb++) {
+      const b = fmitFaculty[wb]!;
+      if (b === a || !fitsIn(wa, b) || !fitsIn(wb, a)) continue;
+      keptFree.add(`${wa} ${b.id}`);
+      keptFree.add(`${wb} ${a.id}`);
+      swapReady.push({ a: a.id, aWeek: weeks[wa]!, b: b.id, bWeek: weeks[wb]! });
+      // The next pair starts clear of this one's weeks and their neighbours.
+      wa = wb + 1;
+      break;
+    }
+  }
+
   const assignments: AssignmentRow[] = [];
   // A person holds at most one assignment per block.
   const busy = new Set<string>();
@@ -200,7 +243,7 @@ export function planDemoProgram(
     const blockOf = (day: number, half: BlockHalf) =>
       blockId.get(`${addDays(monday, day)} ${half}`)!;
     const available = (pool: readonly PersonRow[]) =>
-      pool.filter((p) => !onFmit(w, p) && !isAway(w, p));
+      pool.filter((p) => !onFmit(w, p) && !isAway(w, p) && !isKeptFree(w, p));
 
     // FMIT: one faculty member and two residents (a PGY-1 and a senior) hold the service all week.
     for (let day = 0; day < 7; day++) {
@@ -277,7 +320,9 @@ export function planDemoProgram(
         ? fmitFaculty[w]!
         : leastLoaded(
             'call',
-            ofRole('core').filter((p) => !onFmit(w, p) && !isAway(w, p) && p !== lastOnCall),
+            ofRole('core').filter(
+              (p) => !onFmit(w, p) && !isAway(w, p) && !isKeptFree(w, p) && p !== lastOnCall,
+            ),
           );
       if (!person) throw new Error(`demo planner found nobody for overnight call on ${date}`);
       bump('call', person);
@@ -292,12 +337,12 @@ export function planDemoProgram(
     }
   });
 
-  return { firstDay, lastDay, people, blocks, assignments, calls, absences };
+  return { firstDay, lastDay, people, blocks, assignments, calls, absences, swapReady };
 }
 
 function makePeople(): PersonRow[] {
   const faculty = DEMO_FACULTY.map(([name, role]): PersonRow => ({
-    id: randomUUID(),
+    id: demoPersonId(name),
     name,
     kind: 'faculty',
     pgyLevel: null,
@@ -306,7 +351,7 @@ function makePeople(): PersonRow[] {
   }));
   const residents = DEMO_RESIDENTS_BY_PGY.flatMap(([pgy, names]) =>
     names.map((name): PersonRow => ({
-      id: randomUUID(),
+      id: demoPersonId(name),
       name,
       kind: 'resident',
       pgyLevel: pgy,

@@ -1,30 +1,44 @@
+import type { DemoSwap } from './demo-swaps';
+
 /**
  * Tells whoever ran `npm start` without DATABASE_URL how to call the service it
  * just started, over the embedded database and its demo program: `port` is the
- * gRPC port, `databasePort` the embedded PostgreSQL's.
+ * gRPC port, and `swap` a one-to-one swap the demo schedule allows right now
+ * (none when the demo database has run out of them). It writes to stderr
+ * unless given `write`.
  */
-export function printQuickStart(port: number, databasePort: number): void {
-  const target = `localhost:${port}`;
-  const swap = JSON.stringify({
-    source_faculty_id: '<faculty uuid>',
-    source_week: '<a Monday, YYYY-MM-DD>',
-    target_faculty_id: '<faculty uuid>',
-    target_week: '<a Monday>',
-    swap_type: 'SWAP_TYPE_ONE_TO_ONE',
-    reason: 'demo',
-    request_id: '<a fresh uuid>',
-  });
-  process.stderr.write(
-    [
-      '',
-      `swap-service is listening on ${target}, over the embedded PostgreSQL with the demo program.`,
-      'Try it with grpcurl (server reflection is on):',
-      `  grpcurl -plaintext ${target} list`,
-      `  grpcurl -plaintext -d '{"page_size": 5}' ${target} swap.v1.SwapService/ListSwaps`,
-      `  grpcurl -plaintext -d '${swap}' ${target} swap.v1.SwapService/ValidateSwap`,
-      'Faculty and their FMIT weeks:',
-      `  psql postgresql://postgres:postgres@127.0.0.1:${databasePort}/swap -c "select p.id, p.name, p.faculty_role, min(b.date) as fmit_week from person p join assignment a on a.person_id = p.id join block b on b.id = a.block_id where a.rotation = 'FMIT' and p.kind = 'faculty' and b.date >= current_date group by 1, 2, 3, date_trunc('week', b.date) order by 4 limit 12"`,
-      '',
-    ].join('\n'),
-  );
+export function printQuickStart(
+  port: number,
+  swap: DemoSwap | undefined,
+  write: (text: string) => void = (text) => void process.stderr.write(text),
+): void {
+  const swapctl = port === 50051 ? 'npx swapctl' : `npx swapctl --addr localhost:${port}`;
+  const lines = [
+    '',
+    `swap-service is listening on localhost:${port}, over the embedded PostgreSQL with the demo program.`,
+    'Try it with swapctl (`npx swapctl --help`; server reflection is on for grpcurl and buf curl too):',
+    `  ${swapctl} health`,
+    `  ${swapctl} faculty list`,
+  ];
+  if (swap) {
+    const flags =
+      `--source ${swap.sourceFacultyId} --source-week ${swap.sourceWeek} ` +
+      `--target ${swap.targetFacultyId} --target-week ${swap.targetWeek}`;
+    lines.push(
+      `${swap.sourceName} and ${swap.targetName} can trade their FMIT weeks ${swap.sourceWeek} and ${swap.targetWeek}:`,
+      `  ${swapctl} schedule show ${swap.sourceFacultyId} --from ${swap.sourceWeek} --weeks ${weeksCovering(swap)}`,
+      `  ${swapctl} swaps validate ${flags}`,
+      `  ${swapctl} swaps execute ${flags} --reason demo`,
+    );
+  } else {
+    lines.push(
+      'No one-to-one FMIT swap is free of conflicts any more; `faculty list` shows who holds which week.',
+    );
+  }
+  write(`${[...lines, ''].join('\n')}\n`);
+}
+
+function weeksCovering(swap: DemoSwap): number {
+  const days = (Date.parse(swap.targetWeek) - Date.parse(swap.sourceWeek)) / 86_400_000;
+  return Math.min(26, days / 7 + 1);
 }

@@ -1,17 +1,17 @@
-import path from 'node:path';
 import {
   Server,
   ServerCredentials,
   type ServerInterceptor,
   type ServerOptions,
+  type ServiceDefinition,
+  type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
-import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import type { TlsConfig, TransportLimits } from '../config';
 import { AuditServiceService, type AuditServiceServer } from '../generated/swap/v1/audit';
 import { ConflictServiceService, type ConflictServiceServer } from '../generated/swap/v1/conflict';
+import { ScheduleServiceService, type ScheduleServiceServer } from '../generated/swap/v1/schedule';
 import { SwapServiceService, type SwapServiceServer } from '../generated/swap/v1/swap';
 import { enforcePingPolicy } from './ping-policy';
 import {
@@ -19,6 +19,7 @@ import {
   withSafeDecoding,
   withStrictDecoding,
 } from './request-decoding';
+import { REFLECTION_SERVICE_NAMES, ReflectionService } from './reflection-service';
 import { createServerCredentials } from './server-credentials';
 import { ignoreMalformedTimeouts } from './timeout-header';
 
@@ -26,10 +27,15 @@ import { ignoreMalformedTimeouts } from './timeout-header';
 export const SWAP_SERVICE_NAME = 'swap.v1.SwapService';
 export const CONFLICT_SERVICE_NAME = 'swap.v1.ConflictService';
 export const AUDIT_SERVICE_NAME = 'swap.v1.AuditService';
-const SERVED = ['', SWAP_SERVICE_NAME, CONFLICT_SERVICE_NAME, AUDIT_SERVICE_NAME];
-
-// src/grpc and dist/grpc sit at the same depth, so this finds the contract from both.
-const PROTO_ROOT = path.resolve(__dirname, '../../proto');
+export const SCHEDULE_SERVICE_NAME = 'swap.v1.ScheduleService';
+const SERVED = [
+  '',
+  SWAP_SERVICE_NAME,
+  CONFLICT_SERVICE_NAME,
+  AUDIT_SERVICE_NAME,
+  SCHEDULE_SERVICE_NAME,
+];
+const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
 
 export interface GrpcServerOptions {
   host: string;
@@ -55,6 +61,8 @@ export class GrpcServer {
     Object.fromEntries(SERVED.map((name) => [name, 'SERVING' as const])),
   );
   private boundPort: number | undefined;
+  /** Fully qualified names of the services added to `server`, which reflection lists. */
+  private readonly servedServices: string[] = [];
 
   /**
    * `interceptors` run on every call, the first outermost: it sees the call
@@ -66,6 +74,7 @@ export class GrpcServer {
       swaps: SwapServiceServer;
       conflicts: ConflictServiceServer;
       audit: AuditServiceServer;
+      schedule: ScheduleServiceServer;
     },
     interceptors: ServerInterceptor[],
     private readonly log: Logger,
@@ -76,24 +85,29 @@ export class GrpcServer {
       interceptors: [...interceptors, undecodable],
       ...transportOptions(options),
     });
-    this.server.addService(withStrictDecoding(SwapServiceService), handlers.swaps);
-    this.server.addService(withStrictDecoding(ConflictServiceService), handlers.conflicts);
-    this.server.addService(withStrictDecoding(AuditServiceService), handlers.audit);
+    this.serve(SwapServiceService, handlers.swaps);
+    this.serve(ConflictServiceService, handlers.conflicts);
+    this.serve(AuditServiceService, handlers.audit);
+    this.serve(ScheduleServiceService, handlers.schedule);
     this.health.addToServer(decodingSafely(this.server));
+    this.servedServices.push(HEALTH_SERVICE_NAME);
     if (options.reflection) {
-      const definition = loadSync(
-        ['swap/v1/swap.proto', 'swap/v1/conflict.proto', 'swap/v1/audit.proto'].map((file) =>
-          path.join(PROTO_ROOT, file),
-        ),
-        { includeDirs: [PROTO_ROOT] },
+      this.servedServices.push(...REFLECTION_SERVICE_NAMES);
+      ReflectionService.fromGeneratedDescriptors(this.servedServices).addToServer(
+        decodingSafely(this.server),
       );
-      new ReflectionService(definition).addToServer(decodingSafely(this.server));
     }
     // Probes call health every few seconds; they are neither logged nor measured.
     if (options.healthPort > 0) {
       this.healthServer = new Server({ interceptors: [undecodable], ...transportOptions(options) });
       this.health.addToServer(decodingSafely(this.healthServer));
     }
+  }
+
+  /** Adds a service to the main port, and to what reflection lists. */
+  private serve(definition: ServiceDefinition, implementation: UntypedServiceImplementation) {
+    this.server.addService(withStrictDecoding(definition), implementation);
+    this.servedServices.push(serviceNameOf(definition));
   }
 
   /** Binds and starts serving; resolves to the bound port (useful with port 0). */
@@ -164,6 +178,13 @@ function decodingSafely(server: Server): Server {
   };
   // They call nothing but addService.
   return adding as Server;
+}
+
+/** `swap.v1.SwapService` for a definition whose methods are `/swap.v1.SwapService/…`. */
+function serviceNameOf(definition: ServiceDefinition): string {
+  const [method] = Object.values(definition);
+  if (!method) throw new Error('a service definition without methods');
+  return method.path.split('/')[1] ?? '';
 }
 
 /** Server options every port shares: connection lifetime and what one connection may ask. */
