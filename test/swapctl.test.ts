@@ -203,6 +203,9 @@ describe('swapctl against a demo service', () => {
     );
     // proto3 JSON leaves out empty lists.
     expect(valid).toEqual({ valid: true });
+    // Later than the swap the test before made (the clock is the test's), so
+    // this one is first in the list by requestedAt, not by a random id's order.
+    ts.clock.advance(60_000);
     const executed = await run('--json', 'swaps', 'execute', ...flagsOf(swap));
     expect(executed.code).toBe(0);
     const answer = json<{ requestId: string; swap: JsonSwap }>(executed.stdout);
