@@ -21,6 +21,10 @@ export class ScheduleFixture {
 
   static async connect(url: string): Promise<ScheduleFixture> {
     const pool = new pg.Pool({ connectionString: url, max: 4 });
+    // An idle client can be ended under the pool (a database dropped WITH
+    // (FORCE) while the pool is still closing it); pg-pool then emits 'error',
+    // which would otherwise be an uncaught exception. The pool discards it.
+    pool.on('error', () => undefined);
     await pool.query('select 1');
     return new ScheduleFixture(pool);
   }
