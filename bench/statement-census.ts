@@ -76,7 +76,9 @@ const VERSION_CHECK = 'version check';
  */
 export function labelOf(statement: string): string {
   const text = statement.toLowerCase().replace(/"/g, '');
-  const verb = /^(begin|commit|rollback)\b/.exec(text)?.[1];
+  // MikroORM 7 (kysely) opens a transaction with START TRANSACTION.
+  if (/^(begin|start transaction)\b/.test(text)) return 'begin';
+  const verb = /^(commit|rollback)\b/.exec(text)?.[1];
   if (verb) return verb;
   if (text.includes('set_config(')) return 'set timeouts';
   if (text.includes('pg_advisory_xact_lock')) return 'advisory locks';

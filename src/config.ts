@@ -72,6 +72,20 @@ const EnvSchema = z.object({
     .max(24 * 365)
     .default(24),
   SHORT_NOTICE_DAYS: int(0, 365).default(14),
+  /** The program's IANA time zone: its midnight starts "today" for PAST_WEEK, SHORT_NOTICE and detection. */
+  PROGRAM_TIME_ZONE: z
+    .string()
+    .min(1)
+    .refine(isIanaTimeZone, 'must be an IANA time zone name, such as America/New_York')
+    .default('America/New_York'),
+  /** How often readiness runs `select 1` against the database. */
+  READINESS_PROBE_INTERVAL_MS: int(100, 600_000).default(2_000),
+  /** A probe slower than this counts as failed. */
+  READINESS_PROBE_TIMEOUT_MS: int(50, 600_000).default(1_000),
+  /** Consecutive failed probes that turn readiness NOT_SERVING. */
+  READINESS_FAILURES_TO_UNREADY: int(1, 100).default(3),
+  /** Consecutive good probes that turn it SERVING again. */
+  READINESS_SUCCESSES_TO_READY: int(1, 100).default(2),
   /** Redis for distributed locks and the replay cache; absent: PostgreSQL advisory locks only. */
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   /** Sentinel deployment: host:port list of sentinels, and the monitored master's name. */
@@ -124,6 +138,16 @@ const EnvSchema = z.object({
   AUTHZ_POLICY_FILE: z.string().min(1).optional(),
 });
 
+/** True for a zone name the runtime's time zone database knows (Intl, so IANA names and `UTC`). */
+function isIanaTimeZone(name: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The validated, frozen configuration of one process. */
 export interface Config {
   env: 'development' | 'test' | 'production';
@@ -160,6 +184,9 @@ export interface Config {
     rollbackWindowMs: number;
     shortNoticeDays: number;
   };
+  /** The program's IANA time zone; its local midnight starts each day. */
+  timeZone: string;
+  readiness: ReadinessConfig;
   redis: {
     /** Absent (and no sentinels or cluster): locks are PostgreSQL advisory locks from the start. */
     url: string | undefined;
@@ -205,6 +232,14 @@ export interface Config {
     /** Absent: every method is open to every caller. */
     policyFile: string | undefined;
   };
+}
+
+/** How readiness follows the database: a probe every `intervalMs`, with hysteresis. */
+export interface ReadinessConfig {
+  intervalMs: number;
+  timeoutMs: number;
+  failuresToUnready: number;
+  successesToReady: number;
 }
 
 /** Where the server's TLS material is, and how often it is read again. */
@@ -306,6 +341,9 @@ export function loadConfig(
       );
     }
   }
+  if (e.READINESS_PROBE_TIMEOUT_MS > e.READINESS_PROBE_INTERVAL_MS) {
+    problems.push('READINESS_PROBE_TIMEOUT_MS: must not exceed READINESS_PROBE_INTERVAL_MS');
+  }
   if (e.GRPC_HEALTH_PORT !== 0 && e.GRPC_HEALTH_PORT === e.GRPC_PORT) {
     problems.push('GRPC_HEALTH_PORT: must differ from GRPC_PORT');
   }
@@ -359,6 +397,13 @@ export function loadConfig(
     swaps: {
       rollbackWindowMs: e.ROLLBACK_WINDOW_HOURS * 3_600_000,
       shortNoticeDays: e.SHORT_NOTICE_DAYS,
+    },
+    timeZone: e.PROGRAM_TIME_ZONE,
+    readiness: {
+      intervalMs: e.READINESS_PROBE_INTERVAL_MS,
+      timeoutMs: e.READINESS_PROBE_TIMEOUT_MS,
+      failuresToUnready: e.READINESS_FAILURES_TO_UNREADY,
+      successesToReady: e.READINESS_SUCCESSES_TO_READY,
     },
     redis: {
       url: e.REDIS_URL,
@@ -425,39 +470,111 @@ function deepFreeze<T extends object>(value: T): T {
   return Object.freeze(value);
 }
 
+/** OTLP transports the SDK's exporters speak (OTEL_EXPORTER_OTLP_PROTOCOL). */
+export type OtlpProtocol = 'http/protobuf' | 'http/json' | 'grpc';
+
 /** What the telemetry bootstrap needs; read before anything else is loaded. */
 export interface TelemetryConfig {
-  /** False when OTEL_SDK_DISABLED is set, or when there is nowhere to send data. */
+  /** False only when OTEL_SDK_DISABLED is set. */
   enabled: boolean;
   /** Why telemetry is off, for the start-up log. */
   disabledBecause: string | undefined;
-  /** Whether an OTLP endpoint is configured (traces and metrics are pushed there). */
-  otlp: boolean;
+  /** Where spans go (OTEL_TRACES_EXPORTER); empty: spans are made (trace ids in logs) but kept. */
+  tracesExporters: ('otlp' | 'console')[];
+  /** Where metrics go (OTEL_METRICS_EXPORTER); `prometheus` is the METRICS_PORT endpoint. */
+  metricsExporters: ('otlp' | 'prometheus' | 'console')[];
+  tracesProtocol: OtlpProtocol;
+  metricsProtocol: OtlpProtocol;
+  /** OTEL_METRIC_EXPORT_INTERVAL: how often pushed metrics are exported. */
+  metricExportIntervalMs: number;
   serviceName: string;
   environment: string;
   /** Prometheus scrape port; 0: none. */
   metricsPort: number;
 }
 
+const protocol = z.enum(['http/protobuf', 'http/json', 'grpc']);
+/** A comma-separated exporter list, as the SDK specification defines it (`none` alone: no exporter). */
+const exporterList = <const T extends readonly [string, ...string[]]>(allowed: T) =>
+  z
+    .string()
+    .transform((v) => [
+      ...new Set(
+        v
+          .split(',')
+          .map((name) => name.trim())
+          .filter(Boolean),
+      ),
+    ])
+    .pipe(z.array(z.enum([...allowed, 'none'])))
+    .refine((names) => !(names.includes('none') && names.length > 1), 'none stands alone')
+    .transform((names) => names.filter((name) => name !== 'none') as T[number][]);
+
 /**
- * Parses the telemetry settings. The standard OTEL_* variables are read here to
- * decide whether to start, and by the OpenTelemetry SDK itself for the rest
- * (endpoints, headers, sampler, resource attributes).
+ * The OTEL_* variables that decide what the SDK builds. The SDK reads the
+ * rest of its own variables itself (endpoints, headers, timeouts, sampler,
+ * resource attributes, batch sizes): they are its interface, documented by
+ * OpenTelemetry, and the one exception to "only config.ts reads the
+ * environment".
+ */
+const TelemetryEnvSchema = z.object({
+  OTEL_SDK_DISABLED: z.string().optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url().optional(),
+  OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: z.url().optional(),
+  OTEL_EXPORTER_OTLP_PROTOCOL: protocol.default('http/protobuf'),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: protocol.optional(),
+  OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: protocol.optional(),
+  OTEL_TRACES_EXPORTER: exporterList(['otlp', 'console']).optional(),
+  OTEL_METRICS_EXPORTER: exporterList(['otlp', 'prometheus', 'console']).optional(),
+  OTEL_METRIC_EXPORT_INTERVAL: int(100, 86_400_000).default(60_000),
+});
+
+/**
+ * Parses the telemetry settings, for the bootstrap preloaded before main.
+ * Unset exporters default to OTLP where an endpoint is configured (always in
+ * production, where the sidecar listens), and to the Prometheus endpoint when
+ * METRICS_PORT is set; OTLP speaks http/protobuf unless told otherwise.
  */
 export function loadTelemetryConfig(env: Record<string, string | undefined>): TelemetryConfig {
   const base = loadConfig(env);
-  const otlp = Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
-  const disabled = ['true', '1'].includes((env.OTEL_SDK_DISABLED ?? '').toLowerCase());
-  let disabledBecause: string | undefined;
-  if (disabled) disabledBecause = 'OTEL_SDK_DISABLED is set';
-  // Outside production, no endpoint means nobody is listening: spare the export attempts.
-  else if (!otlp && base.metrics.port === 0)
-    disabledBecause = 'no OTLP endpoint and no metrics port';
+  const picked = Object.fromEntries(
+    Object.keys(TelemetryEnvSchema.shape).map((name) => [
+      name,
+      env[name] === '' ? undefined : env[name],
+    ]),
+  );
+  const parsed = TelemetryEnvSchema.safeParse(picked);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map(
+      (issue) => `  ${issue.path.join('.')}: ${issue.message}`,
+    );
+    throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
+  }
+  const o = parsed.data;
+  const pushTo = (endpoint: string | undefined) =>
+    Boolean(o.OTEL_EXPORTER_OTLP_ENDPOINT || endpoint) || base.env === 'production';
+  const metricsExporters = o.OTEL_METRICS_EXPORTER ?? [
+    ...(base.metrics.port > 0 ? (['prometheus'] as const) : []),
+    ...(pushTo(o.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT) ? (['otlp'] as const) : []),
+  ];
+  if (metricsExporters.includes('prometheus') && base.metrics.port === 0) {
+    throw new ConfigError(
+      'Invalid configuration:\n  OTEL_METRICS_EXPORTER: prometheus needs METRICS_PORT (it serves /metrics there)',
+    );
+  }
+  const disabled = ['true', '1'].includes((o.OTEL_SDK_DISABLED ?? '').toLowerCase());
   return {
-    enabled: disabledBecause === undefined,
-    disabledBecause,
-    otlp: otlp || base.env === 'production',
-    serviceName: env.OTEL_SERVICE_NAME || 'swap-service',
+    enabled: !disabled,
+    disabledBecause: disabled ? 'OTEL_SDK_DISABLED is set' : undefined,
+    tracesExporters:
+      o.OTEL_TRACES_EXPORTER ?? (pushTo(o.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) ? ['otlp'] : []),
+    metricsExporters,
+    tracesProtocol: o.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? o.OTEL_EXPORTER_OTLP_PROTOCOL,
+    metricsProtocol: o.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL ?? o.OTEL_EXPORTER_OTLP_PROTOCOL,
+    metricExportIntervalMs: o.OTEL_METRIC_EXPORT_INTERVAL,
+    serviceName: o.OTEL_SERVICE_NAME ?? 'swap-service',
     environment: base.env,
     metricsPort: base.metrics.port,
   };

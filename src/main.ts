@@ -20,10 +20,10 @@ import { createCoordination } from './coordination/coordination';
 import { IdempotencySweeper } from './coordination/idempotency-sweeper';
 import { createRedisClient } from './coordination/redis-client';
 import type { ScheduleLocks } from './coordination/schedule-locks';
-import { poolStats } from './db/pool-stats';
+import { DatabaseReadiness, selectOneProbe } from './db/database-readiness';
+import { connectionPool, poolStats } from './db/pool-stats';
 import { HUNG_REPLY_GRACE_MS, TransactionRunner } from './db/transaction-runner';
-import { toIsoDate } from './domain/calendar';
-import { type Clock, systemClock } from './domain/clock';
+import { type Clock, programClock, systemClock } from './domain/clock';
 import { openDatabase, prepareDatabase } from './dev/database-bootstrap';
 import { findDemoSwaps } from './dev/demo-swaps';
 import { printQuickStart } from './dev/quick-start';
@@ -79,7 +79,8 @@ export async function startService(
   overrides: ServiceOverrides = {},
 ): Promise<RunningService> {
   const log = overrides.log ?? createLogger(config.logLevel);
-  const clock = overrides.clock ?? systemClock;
+  // "Today" is the program's civil date: its midnight, not UTC's, starts a day.
+  const clock = programClock(overrides.clock ?? systemClock, config.timeZone);
   // Before anything connects: a bad policy or key-set file stops the start here.
   const policy = config.auth.policyFile
     ? AuthzPolicy.load(config.auth.policyFile)
@@ -98,7 +99,7 @@ export async function startService(
     await prepareDatabase(orm, {
       migrate: config.database.migrateOnStart,
       seedDemo: config.database.seedDemo,
-      today: toIsoDate(clock.now()),
+      today: clock.today(),
       log,
     });
 
@@ -112,12 +113,14 @@ export async function startService(
       },
       { redis, log, telemetry },
     );
-    observeGauges(telemetry, {
-      breakerState: breaker && (() => breaker.state()),
-      pool: () => poolStats(orm),
-    });
     const sweeper = new IdempotencySweeper(orm, config.idempotency.sweepIntervalMs, log);
     sweeper.start();
+    const pool = await connectionPool(orm);
+    observeGauges(telemetry, {
+      breakerState: breaker && (() => breaker.state()),
+      pool: () => poolStats(pool),
+      lastSweptAt: () => sweeper.lastSweptAt(),
+    });
 
     // Every executed or rolled-back swap runs detection for its weeks, in its own transaction.
     const detector = new ConflictDetector(config.conflicts);
@@ -210,6 +213,13 @@ export async function startService(
     );
     const port = await server.start();
     log.info({ host: config.grpc.host, port }, 'serving gRPC');
+    const readiness = new DatabaseReadiness(
+      selectOneProbe(orm.config.get('clientUrl'), config.readiness.timeoutMs),
+      config.readiness,
+      log,
+      (ready) => server.setReady(ready),
+    );
+    readiness.start();
 
     let stopping: Promise<void> | undefined;
     return {
@@ -222,6 +232,7 @@ export async function startService(
       stop: () =>
         (stopping ??= (async () => {
           await server.shutdown(config.grpc.shutdownGraceMs);
+          await readiness.stop();
           await sweeper.stop();
           breaker?.shutdown();
           redis?.disconnect();
@@ -252,7 +263,11 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel);
   const service = await startService(config, { log });
   if (!config.database.url) {
-    const [swap] = await findDemoSwaps(service.orm.em.fork(), toIsoDate(systemClock.now()), 1);
+    const [swap] = await findDemoSwaps(
+      service.orm.em.fork(),
+      programClock(systemClock, config.timeZone).today(),
+      1,
+    );
     printQuickStart(service.port, swap);
   }
 

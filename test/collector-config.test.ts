@@ -228,11 +228,16 @@ describe('gateway collector', () => {
     expect(exporters).toHaveLength(1);
     const [id] = exporters;
     expect(typeOf(must(id, 'exporter'))).toBe('otlp_grpc');
-    expect(endpointOf(config.exporters?.[must(id, 'exporter')])).toBe('jaeger-collector:4317');
+    // Set once, in the gateway's kustomization (otel-gateway-endpoints); see deploy-manifests.test.ts.
+    expect(endpointOf(config.exporters?.[must(id, 'exporter')])).toBe(
+      '${env:JAEGER_OTLP_ENDPOINT}',
+    );
   });
 
   it('is probed by its Deployment on its health_check port', () => {
-    const deployment = parse(text('deploy/k8s/otel-gateway/deployment.yaml')) as IDeployment;
+    const deployment = parse(
+      text('deploy/k8s/otel-gateway/base/sampler-deployment.yaml'),
+    ) as IDeployment;
     const port = hostPort(endpointOf(config.extensions?.health_check)).port;
     const container = must(deployment.spec?.template.spec?.containers[0], 'gateway container');
     for (const probe of [container.readinessProbe, container.livenessProbe]) {

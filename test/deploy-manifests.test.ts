@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import * as certManagerV1 from '@kubernetes-models/cert-manager/cert-manager.io/v1';
+import * as monitoringV1 from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import * as appsV1 from 'kubernetes-models/apps/v1';
 import * as autoscalingV2 from 'kubernetes-models/autoscaling/v2';
 import * as batchV1 from 'kubernetes-models/batch/v1';
@@ -444,11 +446,28 @@ const MODELS: Record<string, Record<string, unknown>> = {
   'autoscaling/v2': autoscalingV2,
   'policy/v1': policyV1,
   'networking.k8s.io/v1': networkingV1,
+  // The CRDs' own OpenAPI schemas (pinned @kubernetes-models packages, generated
+  // from the upstream CRDs), and for cert-manager also a strict schema of the
+  // fields we use, which catches a misspelt optional field the CRD would accept.
   'cert-manager.io/v1': {
-    Certificate: crdModel(certificateSchema),
-    Issuer: crdModel(issuerSchema),
+    Certificate: bothModels(certManagerV1.Certificate as Validatable, crdModel(certificateSchema)),
+    Issuer: bothModels(certManagerV1.Issuer as Validatable, crdModel(issuerSchema)),
+  },
+  'monitoring.coreos.com/v1': {
+    PrometheusRule: monitoringV1.PrometheusRule,
+    ServiceMonitor: monitoringV1.ServiceMonitor,
   },
 };
+
+function bothModels(first: Validatable, second: Validatable): Validatable {
+  return class {
+    constructor(private readonly data: unknown) {}
+    validate(): void {
+      new first(this.data).validate();
+      new second(this.data).validate();
+    }
+  };
+}
 
 function modelFor(obj: { apiVersion: string; kind: string }): Validatable | undefined {
   return MODELS[obj.apiVersion]?.[obj.kind] as Validatable | undefined;
@@ -530,6 +549,25 @@ function expandCollectorEnv(value: string, env: Record<string, string | undefine
   );
 }
 
+/** A container's variables by name (envFrom ConfigMaps first, then its own env). */
+function envOf(objects: K8sObject[], c: Container): Record<string, string | undefined> {
+  return Object.fromEntries(containerEnv(objects, c).map((e) => [e.name, e.value]));
+}
+
+interface ExporterConfig {
+  endpoint?: string;
+  resolver?: { dns?: { hostname: string; port: number } };
+}
+
+interface LoadBalancerConfig {
+  receivers: CollectorConfig['receivers'];
+  exporters: Record<
+    string,
+    { routing_key: string; resolver: { dns: { hostname: string; port: number } } }
+  >;
+  service: { pipelines: Record<string, { exporters: string[] }> };
+}
+
 interface CollectorConfig {
   receivers: Record<string, { protocols: Record<string, { endpoint: string }> }>;
   exporters: Record<string, { endpoint?: string }>;
@@ -592,7 +630,9 @@ describe('kustomize tree', () => {
       expect.arrayContaining([
         'deploy/k8s/base',
         'deploy/k8s/jobs/migrate',
+        'deploy/k8s/monitoring',
         'deploy/k8s/otel-gateway',
+        'deploy/k8s/otel-gateway/base',
         'deploy/k8s/overlays/dev',
         'deploy/k8s/overlays/dev/migrate',
         'deploy/k8s/overlays/prod',
@@ -633,7 +673,11 @@ describe('kustomize tree', () => {
   it('keeps the copies of the collector configs and the policy identical to their sources', () => {
     const pairs = [
       ['otel-collector.yaml', 'deploy/k8s/base/config/otel-collector.yaml'],
-      ['deploy/otel-gateway.yaml', 'deploy/k8s/otel-gateway/config/otel-gateway.yaml'],
+      ['deploy/otel-gateway.yaml', 'deploy/k8s/otel-gateway/base/config/otel-gateway.yaml'],
+      [
+        'deploy/otel-loadbalancer.yaml',
+        'deploy/k8s/otel-gateway/base/config/otel-loadbalancer.yaml',
+      ],
       ['src/auth/default-policy.yaml', 'deploy/k8s/base/config/authz-policy.yaml'],
     ];
     for (const [source, copy] of pairs) {
@@ -779,7 +823,7 @@ describe.each(['base', ...ENVIRONMENTS])('%s: the app Deployment', (name) => {
     expect(attributes.split(',')).toEqual([
       'k8s.pod.name=$(POD_NAME)',
       'k8s.namespace.name=$(POD_NAMESPACE)',
-      `deployment.environment=${name === 'overlays/dev' ? 'dev' : 'production'}`,
+      `deployment.environment.name=${name === 'overlays/dev' ? 'dev' : 'production'}`,
     ]);
   });
 
@@ -865,7 +909,7 @@ describe.each(['base', ...ENVIRONMENTS])('%s: the app Deployment', (name) => {
   it('limits traffic with a NetworkPolicy', () => {
     const policy = find<networkingV1.INetworkPolicy>(objects, 'NetworkPolicy', APP);
     const p = must(policy.spec, 'policy spec');
-    expect(matches(p.podSelector.matchLabels, labels)).toBe(true);
+    expect(matches(p.podSelector?.matchLabels, labels)).toBe(true);
     expect(p.policyTypes?.sort()).toEqual(['Egress', 'Ingress']);
     const portsOf = (rules: { ports?: networkingV1.INetworkPolicyPort[] }[] | undefined) =>
       new Set((rules ?? []).flatMap((r) => (r.ports ?? []).map((x) => x.port)));
@@ -1026,56 +1070,79 @@ describe('overlays', () => {
     expect(client.spec.uris?.[0]).toMatch(/^spiffe:\/\/[^/]+\/ns\/[^/]+\/sa\/[^/]+$/);
   });
 
-  it("dev's gateway collector takes OTLP only from the app's pods and sends only to Jaeger", () => {
+  it("dev's gateway tiers: OTLP only from the app's pods, to the samplers only, then only to Jaeger", () => {
     const objects = rendered('overlays/dev');
-    const [gateway] = serviceBehind(objects, 'otel-gateway:4317').backends;
-    const policy = find<networkingV1.INetworkPolicy>(objects, 'NetworkPolicy', 'otel-gateway');
-    const p = must(policy.spec, 'policy spec');
-    expect(matches(p.podSelector.matchLabels, must(gateway, 'gateway').labels)).toBe(true);
-    expect(p.policyTypes?.sort()).toEqual(['Egress', 'Ingress']);
+    const policyOf = (name: string) =>
+      must(find<networkingV1.INetworkPolicy>(objects, 'NetworkPolicy', name).spec, name);
+    const [balancer] = serviceBehind(objects, 'otel-gateway:4317').backends;
+    const [sampler] = serviceBehind(objects, 'otel-sampler-headless:4317').backends;
+    const lb = policyOf('otel-gateway');
+    const tail = policyOf('otel-sampler');
+    expect(matches(lb.podSelector?.matchLabels, must(balancer, 'balancer').labels)).toBe(true);
+    expect(matches(tail.podSelector?.matchLabels, must(sampler, 'sampler').labels)).toBe(true);
+    for (const p of [lb, tail]) expect(p.policyTypes?.sort()).toEqual(['Egress', 'Ingress']);
+    const otlpSources = (p: typeof lb) =>
+      (p.ingress ?? [])
+        .filter((r) => r.ports?.some((x) => x.port === 4317 || x.port === 4318))
+        .flatMap((r) => must(r.from, 'OTLP sources'));
     const appLabels = must(appDeployment(objects).spec?.template.metadata?.labels, 'app labels');
-    const otlp = (p.ingress ?? []).filter((r) =>
-      r.ports?.some((x) => x.port === 4317 || x.port === 4318),
-    );
-    expect(otlp.length).toBeGreaterThan(0);
-    for (const rule of otlp) {
-      for (const from of must(rule.from, 'OTLP sources')) {
-        expect(matches(from.podSelector?.matchLabels, appLabels)).toBe(true);
-      }
+    expect(otlpSources(lb).length).toBeGreaterThan(0);
+    for (const from of otlpSources(lb))
+      expect(matches(from.podSelector?.matchLabels, appLabels)).toBe(true);
+    expect(otlpSources(tail).length).toBeGreaterThan(0);
+    for (const from of otlpSources(tail)) {
+      expect(matches(from.podSelector?.matchLabels, must(balancer, 'balancer').labels)).toBe(true);
     }
-    const [jaeger] = serviceBehind(objects, 'jaeger-collector:4317').backends;
-    const toJaeger = must(
-      p.egress?.find((r) => r.ports?.some((x) => x.port === 4317)),
-      'egress to Jaeger',
-    );
+    const lbOut = (lb.egress ?? []).filter((r) => r.to?.length);
     expect(
-      toJaeger.to?.some((t) => matches(t.podSelector?.matchLabels, must(jaeger, 'jaeger').labels)),
+      lbOut
+        .flatMap((r) => r.to ?? [])
+        .every((t) => matches(t.podSelector?.matchLabels, sampler!.labels)),
     ).toBe(true);
+    // Jaeger is outside the cluster in prod, so the samplers may send to its port only.
+    const samplerOut = (tail.egress ?? []).flatMap((r) => r.ports ?? []).map((x) => x.port);
+    expect([...new Set(samplerOut)].sort()).toEqual([4317, 53]);
   });
 
-  it('dev wires sidecar → gateway Service → Jaeger Service, names and ports matching', () => {
+  it('dev wires sidecar → load balancer → headless samplers → Jaeger, names and ports matching', () => {
     const objects = rendered('overlays/dev');
     const deployment = appDeployment(objects);
     const car = sidecar(deployment);
-    const sidecarEnv = Object.fromEntries((car.env ?? []).map((e) => [e.name, e.value]));
     const { config } = mountedCollectorConfig(objects, podSpec(deployment), car);
     const toGateway = expandCollectorEnv(
       must(config.exporters.otlp_grpc?.endpoint, 'exporter'),
-      sidecarEnv,
+      envOf(objects, car),
     );
     expect(toGateway).toBe('otel-gateway:4317');
 
     const gateway = serviceBehind(objects, toGateway);
-    expect(gateway.backends).toHaveLength(1);
-    const [gw] = gateway.backends;
-    expect(gw?.obj.spec).toEqual(expect.objectContaining({ replicas: 1 }));
-    const gwContainer = must(gw?.spec.containers[0], 'gateway container');
-    const gwConfig = mountedCollectorConfig(objects, must(gw, 'gateway').spec, gwContainer).config;
-    const grpcIn = hostPort(must(gwConfig.receivers.otlp?.protocols.grpc?.endpoint, 'gw grpc'));
+    const [lb] = gateway.backends;
+    expect(lb?.obj.spec).toEqual(expect.objectContaining({ replicas: 2 }));
+    const lbContainer = must(lb?.spec.containers[0], 'balancer container');
+    const lbConfig = mountedCollectorConfig(objects, must(lb, 'balancer').spec, lbContainer)
+      .config as unknown as LoadBalancerConfig;
+    const grpcIn = hostPort(must(lbConfig.receivers.otlp?.protocols.grpc?.endpoint, 'lb grpc'));
     expect(gateway.targetPorts).toEqual([grpcIn.port]);
     expect(grpcIn.host).toBe('0.0.0.0');
+    // Traces are routed by trace ID to the samplers behind a headless Service.
+    const byTrace = must(lbConfig.exporters['loadbalancing/traces'], 'loadbalancing exporter');
+    expect(byTrace.routing_key).toBe('traceID');
+    expect(lbConfig.service.pipelines.traces?.exporters).toEqual(['loadbalancing/traces']);
+    const { hostname, port } = byTrace.resolver.dns;
+    const samplers = serviceBehind(objects, `${hostname}:${port}`);
+    expect(samplers.service.spec?.clusterIP).toBe('None');
+    const [sampler] = samplers.backends;
+    expect(must(sampler, 'sampler').obj.spec).toEqual(expect.objectContaining({ replicas: 2 }));
+    const samplerContainer = must(sampler?.spec.containers[0], 'sampler container');
+    const samplerConfig = mountedCollectorConfig(objects, sampler!.spec, samplerContainer).config;
+    expect(samplers.targetPorts).toEqual([
+      hostPort(must(samplerConfig.receivers.otlp?.protocols.grpc?.endpoint, 'sampler grpc')).port,
+    ]);
 
-    const toJaeger = must(gwConfig.exporters['otlp_grpc/jaeger']?.endpoint, 'jaeger exporter');
+    const toJaeger = expandCollectorEnv(
+      must(samplerConfig.exporters['otlp_grpc/jaeger']?.endpoint, 'jaeger exporter'),
+      envOf(objects, samplerContainer),
+    );
     const jaeger = serviceBehind(objects, toJaeger);
     expect(jaeger.targetPorts).toEqual([4317]);
     expect(jaeger.backends[0]?.spec.containers[0]?.image).toMatch(/^jaegertracing\/jaeger:2\./);
@@ -1088,9 +1155,90 @@ describe('overlays', () => {
       policy.spec?.egress?.find((r) => r.ports?.some((p) => p.port === grpcIn.port)),
       'egress to the gateway',
     );
-    expect(egress.to?.some((t) => matches(t.podSelector?.matchLabels, gw?.labels ?? {}))).toBe(
+    expect(egress.to?.some((t) => matches(t.podSelector?.matchLabels, lb?.labels ?? {}))).toBe(
       true,
     );
+  });
+
+  it('prod and the gateway: every exporter reaches a rendered Service, or the one external Jaeger', () => {
+    const objects = [...rendered('overlays/prod'), ...rendered('otel-gateway')];
+    // The documented external endpoint, set in exactly one place.
+    const endpoints = configMapData(objects, 'otel-gateway-endpoints');
+    const external = must(endpoints.JAEGER_OTLP_ENDPOINT, 'JAEGER_OTLP_ENDPOINT');
+    const gatewayTree = readFileSync(
+      path.join(K8S, 'otel-gateway/base/kustomization.yaml'),
+      'utf8',
+    );
+    expect(gatewayTree).toContain(`JAEGER_OTLP_ENDPOINT=${external}`);
+    let checked = 0;
+    for (const w of workloads(objects)) {
+      for (const c of allContainers(w.spec)) {
+        if (!c.args?.some((a) => a.startsWith('--config='))) continue;
+        const { config } = mountedCollectorConfig(objects, w.spec, c);
+        const env = envOf(objects, c);
+        const namespace = must(w.obj.metadata?.namespace, `${c.name} namespace`);
+        for (const [id, exporter] of Object.entries(
+          config.exporters as Record<string, ExporterConfig>,
+        )) {
+          const target =
+            exporter.endpoint ??
+            (exporter.resolver?.dns &&
+              `${exporter.resolver.dns.hostname}:${exporter.resolver.dns.port}`);
+          // The prometheus exporter is a listener that is scraped, not a destination.
+          if (!target || id === 'prometheus') continue;
+          const endpoint = expandCollectorEnv(target, env);
+          checked++;
+          if (endpoint === external) continue;
+          const { host, port } = hostPort(endpoint);
+          // name.namespace.svc.cluster.local, or a short name in the workload's own namespace.
+          const [name, ns = namespace] = host.replace(/\.svc\.cluster\.local$/, '').split('.');
+          const service = objects.find(
+            (o) => o.kind === 'Service' && o.metadata.name === name && o.metadata.namespace === ns,
+          ) as coreV1.IService | undefined;
+          expect(service, `${w.obj.metadata?.name}/${c.name} ${id} → ${endpoint}`).toBeDefined();
+          expect(
+            service?.spec?.ports?.map((p) => p.port),
+            `${id} → ${endpoint}`,
+          ).toContain(port);
+        }
+      }
+    }
+    // The sidecar, the load balancer's two exporters and the sampler's Jaeger exporter.
+    expect(checked).toBeGreaterThanOrEqual(4);
+  });
+
+  it("the README's production steps render and apply in order, each into a namespace that exists by then", () => {
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const start = readme.indexOf('# prod:');
+    expect(start, 'a "# prod:" block in the README').toBeGreaterThan(0);
+    const block = readme.slice(start, readme.indexOf('\n\n', start));
+    const namespaces = new Set<string>();
+    const applied: string[] = [];
+    for (const line of block.split('\n').map((l) => l.trim())) {
+      const created = /^kubectl create namespace (\S+)/.exec(line);
+      if (created) namespaces.add(must(created[1], 'namespace'));
+      const apply = /^kubectl (?:-n (\S+) )?apply -k (\S+)/.exec(line);
+      if (!apply) continue;
+      const dir = must(apply[2], 'directory');
+      applied.push(dir);
+      const objects = parseAllDocuments(
+        execFileSync('kubectl', ['kustomize', path.join(ROOT, dir)], { encoding: 'utf8' }),
+      )
+        .map((d) => d.toJS() as unknown)
+        .filter(isK8sObject);
+      for (const o of objects.filter((x) => x.kind === 'Namespace'))
+        namespaces.add(o.metadata.name);
+      for (const o of objects.filter((x) => !CLUSTER_SCOPED.has(x.kind))) {
+        const ns = must(o.metadata.namespace ?? apply[1], `${dir}: ${identity(o)} has a namespace`);
+        expect(namespaces, `${dir}: namespace ${ns} exists by then`).toContain(ns);
+      }
+    }
+    expect(applied).toEqual([
+      'deploy/k8s/otel-gateway',
+      'deploy/k8s/cert-manager',
+      'deploy/k8s/overlays/prod/migrate',
+      'deploy/k8s/overlays/prod',
+    ]);
   });
 
   it('dev has PostgreSQL and Redis where its Secret says', () => {
@@ -1168,6 +1316,23 @@ describe('deploy/Dockerfile', () => {
     const [build, run] = must(manifest.scripts.start, 'start script').split(' && ');
     expect(build).toMatch(/^npm run build\b/);
     expect(run?.split(/\s+/)).toEqual(ENTRY_POINT);
+  });
+
+  it('runs on the image of the Node release that npm scripts run on, which it does not install', () => {
+    const manifest = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      engines: { node: string };
+      dependencies: Record<string, string>;
+      devDependencies: Record<string, string>;
+    };
+    const release = must(manifest.devDependencies.node, 'the node dev dependency');
+    expect(release).toMatch(/^24\.\d+\.\d+$/);
+    expect(manifest.engines.node).toBe('>=24');
+    expect(manifest.dependencies).not.toHaveProperty('node');
+    const image = /^ARG NODE_IMAGE=(\S+)$/m.exec(
+      readFileSync(path.join(ROOT, 'deploy/Dockerfile'), 'utf8'),
+    )?.[1];
+    expect(image).toBe(`node:${release}-bookworm-slim`);
+    expect(stages.map((s) => s.from.split(/\s+/)[0])).toEqual(stages.map(() => '${NODE_IMAGE}'));
   });
 
   it('runs as a non-root numeric user with NODE_ENV=production', () => {

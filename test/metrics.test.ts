@@ -4,6 +4,7 @@ import path from 'node:path';
 import { credentials, type ServiceError, status } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { SwapServiceClient } from '../src/generated/swap/v1/swap';
 import { parsePrometheusText, type Scrape, scrape } from './support/prometheus-text';
 import { deadlockWith } from './support/provoke-deadlock';
@@ -24,6 +25,9 @@ import { errorDetails, swapApi, type SwapApi } from './support/test-service';
  */
 
 const DASHBOARD = path.resolve(__dirname, '../deploy/grafana-dashboard.json');
+const ALERT_RULES = path.resolve(__dirname, '../deploy/k8s/monitoring/prometheusrule.yaml');
+/** Labels Prometheus itself adds (or the histogram has), not the service. */
+const SCRAPE_LABELS = new Set(['job', 'instance', 'le']);
 // The child runs on the real clock, so every week lies years ahead of it.
 const W1 = '2031-06-02';
 const W2 = '2031-06-16';
@@ -141,6 +145,44 @@ describe('Prometheus metrics of a running service', () => {
       'counter',
     );
     expect(after.types.get('swap_transaction_duration_seconds')).toBe('histogram');
+
+    // rpc.server.call.duration (RPC semantic conventions), by method and status, with its unit suffix.
+    const rpc = (method: string, code: string) =>
+      delta('rpc_server_call_duration_seconds_count', {
+        rpc_system_name: 'grpc',
+        rpc_method: `swap.v1.SwapService/${method}`,
+        rpc_status_code: code,
+      });
+    expect(rpc('ExecuteSwap', 'OK')).toBe(4);
+    expect(rpc('ExecuteSwap', 'FAILED_PRECONDITION')).toBe(1);
+    expect(rpc('RollbackSwap', 'OK')).toBe(1);
+    expect(delta('rpc_server_call_duration_seconds_count')).toBe(6);
+    expect(after.types.get('rpc_server_call_duration_seconds')).toBe('histogram');
+    // The deprecated label names are gone.
+    for (const series of after.find('rpc_server_call_duration_seconds_count')) {
+      expect(Object.keys(series.labels)).not.toContain('rpc_response_status_code');
+      expect(Object.keys(series.labels)).not.toContain('rpc_grpc_status_code');
+    }
+    // pg's db.client.operation.duration, now named for its unit.
+    expect(delta('db_client_operation_duration_seconds_count')).toBeGreaterThan(0);
+    expect(after.names().has('db_client_operation_duration_count')).toBe(false);
+  });
+
+  it('exposes the Node.js runtime: event loop, heap, GC and CPU', async () => {
+    const first = await scrape(metricsPort);
+    const names = first.names();
+    for (const name of [
+      'nodejs_eventloop_delay_p99_seconds',
+      'nodejs_eventloop_utilization_ratio',
+      'v8js_memory_heap_used_bytes',
+      'process_cpu_time_seconds_total',
+    ]) {
+      expect(names.has(name), name).toBe(true);
+    }
+    // GC pauses are a histogram by collection type; a forced allocation burst makes some.
+    expect(names.has('v8js_gc_duration_seconds_bucket')).toBe(true);
+    expect(first.sum('v8js_memory_heap_used_bytes')).toBeGreaterThan(0);
+    expect(first.sum('process_cpu_time_seconds_total', { cpu_mode: 'user' })).toBeGreaterThan(0);
   });
 
   it('counts a deadlock retry by reason', async () => {
@@ -245,6 +287,39 @@ describe('Prometheus metrics of a running service', () => {
   });
 });
 
+describe('alert rules against a real scrape', () => {
+  it('every alert reads metrics and labels the service exposes', async () => {
+    const exposed = await scrape(metricsPort);
+    const rule = parseYaml(readFileSync(ALERT_RULES, 'utf8')) as PrometheusRule;
+    const alerts = rule.spec.groups.flatMap((g) => g.rules).filter((r) => r.alert);
+    expect(alerts.map((a) => a.alert).sort()).toEqual([
+      'SwapServiceCircuitBreakerOpen',
+      'SwapServiceIdempotencySweeperStalled',
+      'SwapServiceLockLost',
+      'SwapServiceMethodErrorRatio',
+      'SwapServiceMethodLatencyP99',
+      'SwapServiceTransactionRetriesExhausted',
+    ]);
+    for (const { alert, expr } of alerts) {
+      const names = metricNamesIn(expr);
+      expect(names.length, alert).toBeGreaterThan(0);
+      expect(
+        names.filter((n) => !exposed.names().has(n)),
+        alert,
+      ).toEqual([]);
+      // Every label a selector matches on or an aggregation keeps is one the series carry.
+      const carried = new Set(
+        names.flatMap((n) => exposed.find(n).flatMap((sample) => Object.keys(sample.labels))),
+      );
+      const used = labelNamesIn(expr).filter((l) => !SCRAPE_LABELS.has(l));
+      expect(
+        used.filter((l) => !carried.has(l)),
+        alert,
+      ).toEqual([]);
+    }
+  });
+});
+
 describe('metric-name extraction from PromQL', () => {
   it('finds metric names, not functions, labels, durations or variables', () => {
     expect(
@@ -277,6 +352,25 @@ describe('metric-name extraction from PromQL', () => {
     expect(parsed.types.get('m_total')).toBe('counter');
   });
 });
+
+interface PrometheusRule {
+  spec: { groups: { name: string; rules: { alert?: string; expr: string }[] }[] };
+}
+
+/** Label names in selectors (`{a="x"}`) and in `by`/`without` lists. */
+function labelNamesIn(expr: string): string[] {
+  const labels = new Set<string>();
+  const unquoted = expr.replace(/"(?:[^"\\]|\\.)*"/g, '""');
+  for (const block of unquoted.matchAll(/\{([^}]*)\}/g)) {
+    for (const m of block[1]!.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)/g))
+      labels.add(m[1]!);
+  }
+  for (const list of unquoted.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)) {
+    for (const name of list[1]!.split(',')) if (name.trim()) labels.add(name.trim());
+  }
+  // Alert annotations' {{ $labels.x }} are templates, not PromQL; only the expression is read.
+  return [...labels];
+}
 
 interface Panel {
   title?: string;

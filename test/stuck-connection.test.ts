@@ -1,9 +1,12 @@
 import { type ServiceError, status } from '@grpc/grpc-js';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { poolStats } from '../src/db/pool-stats';
+import { afterAll, beforeAll, beforeEach, expect, it, onTestFinished } from 'vitest';
+import { createOrm } from '../src/db/orm';
+import { connectionPool, poolStats } from '../src/db/pool-stats';
+import { budgetOf } from '../src/domain/call-budget';
 import { addDays } from '../src/domain/calendar';
+import { ServiceUnavailableError } from '../src/domain/errors';
 import { type BlackholeProxy, startBlackholeProxy } from './support/blackhole-proxy';
 import { failure } from './support/grpc-outcomes';
 import { TEST_REDIS_URL } from './support/redis-url';
@@ -11,6 +14,7 @@ import { ScheduleFixture } from './support/schedule-fixture';
 import { truncateAll, waitFor } from './support/sql-fixtures';
 import { fmitSwapPair } from './support/swap-pair';
 import { createTestDatabase, type TestDatabase } from './support/test-database';
+import { testTransactionRunner } from './support/test-transactions';
 import { errorDetails, startTestService, type TestService } from './support/test-service';
 
 /**
@@ -27,6 +31,8 @@ import { errorDetails, startTestService, type TestService } from './support/test
 
 let db: TestDatabase;
 let proxy: BlackholeProxy;
+/** The test database, through the proxy. */
+let proxiedUrl: string;
 let ts: TestService;
 let fx: ScheduleFixture;
 let redis: Redis;
@@ -38,9 +44,10 @@ beforeAll(async () => {
   const url = new URL(db.url);
   proxy = await startBlackholeProxy(Number(url.port || 5432));
   url.host = `127.0.0.1:${proxy.port}`;
+  proxiedUrl = url.toString();
   ts = await startTestService(
     {
-      DATABASE_URL: url.toString(),
+      DATABASE_URL: proxiedUrl,
       REDIS_URL: TEST_REDIS_URL,
       // Calls without a gRPC deadline get this budget; the server's answer is what is checked.
       DEFAULT_DEADLINE_MS: '3000',
@@ -96,10 +103,8 @@ function expectRetryable(error: ServiceError, reasons: readonly string[]): void 
 /** After a hang: no lock left in Redis and no connection checked out of the pool. */
 async function expectNothingHeld(): Promise<void> {
   await waitFor('the locks to be released', async () => (await lockKeys()).length === 0);
-  await waitFor(
-    'the pool to have no connection in use',
-    () => poolStats(ts.service.orm).inUse === 0,
-  );
+  const pool = await connectionPool(ts.service.orm);
+  await waitFor('the pool to have no connection in use', () => poolStats(pool).inUse === 0);
 }
 
 it('ends a call whose connection stops answering mid-transaction, and frees its locks and connection', async () => {
@@ -150,4 +155,31 @@ it('ends a call that finds every connection stuck before it starts, and recovers
   const { swap } = await ts.api.executeSwap(pair.request());
   expect(await swapIds()).toEqual([swap!.id]);
   await expectNothingHeld();
+});
+
+it('destroys the hung connection of its own attempt, with no reply watchdog to fall back on', async () => {
+  // No replyTimeoutMs: only the runner, which must find the attempt's pg
+  // client under MikroORM's transaction, can end this connection.
+  const orm = await createOrm({ clientUrl: proxiedUrl, poolMax: 1 });
+  onTestFinished(async () => {
+    // Should the runner have left the connection hung, the pool could never close.
+    proxy.disarm();
+    proxy.cut();
+    await orm.close();
+  });
+  const pool = await connectionPool(orm);
+  const runner = testTransactionRunner(orm, { maxAttempts: 1, timeoutCeilingMs: 500 });
+  const hung = runner.transactionally(budgetOf(60_000), async (em) => {
+    proxy.arm();
+    await em.execute('select 1');
+  });
+  await expect(hung).rejects.toThrow(ServiceUnavailableError);
+  // The destroyed connection went back to be discarded: the one-slot pool is free.
+  await waitFor('the pool to have no connection in use', () => poolStats(pool).inUse === 0);
+
+  proxy.disarm();
+  const [row] = await runner.transactionally(budgetOf(60_000), (em) =>
+    em.execute<{ one: number }[]>('select 1 as one'),
+  );
+  expect(row).toEqual({ one: 1 });
 });

@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { Temporal } from 'temporal-polyfill';
 import { addDays } from '../src/domain/calendar';
+import { programClock } from '../src/domain/clock';
 import type { AssignmentRole } from '../src/schedule/assignment.entity';
 import { FACULTY_ROLES, type FacultyRole } from '../src/schedule/person.entity';
 import type {
@@ -14,8 +16,10 @@ import {
   judgeSwap,
   requiredSupervisors,
   type RuleContext,
+  ruleContextAt,
   WEEKLY_CLINIC_LIMIT,
 } from '../src/swaps/swap-rules';
+import { TestClock } from './support/test-clock';
 
 /**
  * The pure rules, judged on hand-built schedules. `factsFor` builds the slice
@@ -225,6 +229,35 @@ describe('judgeSwap', () => {
         reasons(judge(absorb(A, monday), schedule, { today: TODAY, shortNoticeDays: 21 }).warnings),
       ).toEqual([]);
     });
+
+    describe.each(['America/New_York', 'Pacific/Auckland'])(
+      'at the program midnight in %s',
+      (zone) => {
+        /** One second either side of 00:00 on `date` in `zone`, from the time zone database. */
+        const aroundMidnight = (date: string) => {
+          const midnight = Temporal.PlainDate.from(date).toZonedDateTime(zone).epochMilliseconds;
+          return { before: new Date(midnight - 1000), after: new Date(midnight + 1000) };
+        };
+        const judgeAt = (instant: Date, monday: string) =>
+          judge(
+            absorb(A, monday),
+            { people: [a, b], assignments: week(a, monday) },
+            ruleContextAt(programClock(new TestClock(instant), zone), 14),
+          );
+
+        it('SHORT_NOTICE starts when the day 13 days before the week begins locally', () => {
+          const { before, after } = aroundMidnight(addDays(W1, -13));
+          expect(reasons(judgeAt(before, W1).warnings)).toEqual([]);
+          expect(reasons(judgeAt(after, W1).warnings)).toEqual(['SHORT_NOTICE']);
+        });
+
+        it('PAST_WEEK starts when the day after the Monday begins locally', () => {
+          const { before, after } = aroundMidnight(addDays(W1, 1));
+          expect(reasons(judgeAt(before, W1).errors)).toEqual([]);
+          expect(reasons(judgeAt(after, W1).errors)).toEqual(['PAST_WEEK']);
+        });
+      },
+    );
 
     it('reports a week only once when both sides of a one-to-one swap name it', () => {
       const monday = addDays(TODAY, -7);

@@ -10,10 +10,10 @@ import {
 import { ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import {
-  BasicTracerProvider,
   InMemorySpanExporter,
   SimpleSpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
+  TracerProvider,
+} from '@opentelemetry/sdk-trace';
 import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SwapServiceClient } from '../src/generated/swap/v1/swap';
@@ -42,8 +42,26 @@ import { type CallOptions, errorDetails, swapApi, type SwapApi } from './support
  * exported under that trace id.
  */
 
-// grpc-js instrumentation names server spans grpc.<package.Service>/<Method>.
-const SERVER_SPAN = 'grpc.swap.v1.SwapService/ExecuteSwap';
+// Server spans are named after rpc.method, <package.Service>/<Method> (RPC semantic conventions).
+const SERVER_SPAN = 'swap.v1.SwapService/ExecuteSwap';
+/** What the RPC conventions before 1.38 called these; no span may carry them any more. */
+const DEPRECATED_RPC_ATTRIBUTES = [
+  'rpc.system',
+  'rpc.service',
+  'rpc.grpc.status_code',
+  'rpc.response.status_code',
+];
+
+/** The server span speaks the current RPC conventions and none of the deprecated names. */
+function expectRpcConventions(server: ReceivedSpan, method: string, code: string) {
+  expect(server.attributes).toMatchObject({
+    'rpc.system.name': 'grpc',
+    'rpc.method': `swap.v1.SwapService/${method}`,
+    'rpc.status_code': code,
+  });
+  for (const name of DEPRECATED_RPC_ATTRIBUTES)
+    expect(server.attributes, name).not.toHaveProperty([name]);
+}
 const PG_SCOPE = '@opentelemetry/instrumentation-pg';
 const IOREDIS_SCOPE = '@opentelemetry/instrumentation-ioredis';
 // The child runs on the real clock, so every week lies years ahead of it.
@@ -63,8 +81,8 @@ let token: string;
 
 // The caller's side of the trace: a tracer of the test's own, never registered globally.
 const clientSpans = new InMemorySpanExporter();
-const tracerProvider = new BasicTracerProvider({
-  spanProcessors: [new SimpleSpanProcessor(clientSpans)],
+const tracerProvider = new TracerProvider({
+  spanProcessors: [new SimpleSpanProcessor({ exporter: clientSpans })],
 });
 const tracer = tracerProvider.getTracer('tracing-test');
 const propagator = new W3CTraceContextPropagator();
@@ -233,7 +251,14 @@ describe('one trace per call, continued from the caller', () => {
     const server = only(spans, SERVER_SPAN);
     expect(server.kind).toBe(KIND_SERVER);
     expect(server.parentSpanId).toBe(call.clientSpanId);
-    expect(server.attributes['rpc.grpc.status_code']).toBe(0);
+    expectRpcConventions(server, 'ExecuteSwap', 'OK');
+    expect(server.attributes).not.toHaveProperty(['error.type']);
+    for (const span of spans) {
+      expect(
+        Object.keys(span.attributes).filter((k) => k.startsWith('db.transaction.')),
+        span.name,
+      ).toEqual([]);
+    }
 
     const business = only(spans, 'swap.execute');
     expect(business.parentSpanId).toBe(server.spanId);
@@ -260,9 +285,9 @@ describe('one trace per call, continued from the caller', () => {
     const attempt = only(spans, 'db.transaction');
     expect(attempt.parentSpanId).toBe(lock.spanId);
     expect(attempt.attributes).toMatchObject({
-      'db.transaction.attempt': 1,
-      'db.transaction.isolation_level': 'read committed',
-      'db.transaction.outcome': 'committed',
+      'swap.tx.attempt': 1,
+      'swap.tx.isolation_level': 'read committed',
+      'swap.tx.outcome': 'committed',
     });
 
     const queries = spans.filter((s) => s.scope === PG_SCOPE);
@@ -271,15 +296,16 @@ describe('one trace per call, continued from the caller', () => {
         'postgresql',
       );
     }
-    // The transaction's statements, BEGIN to COMMIT, run inside the attempt; the
-    // idempotency lookup before the locks is the only SQL outside it.
+    // The transaction's statements, START TRANSACTION (MikroORM 7's BEGIN) to
+    // COMMIT, run inside the attempt; the idempotency lookup before the locks is
+    // the only SQL outside it.
     const statements = queries.filter((q) =>
       ancestorsOf(q, spans).some((a) => a.spanId === lock.spanId),
     );
     expect(statements.length).toBeGreaterThan(2);
     expect(statements.filter((q) => q.parentSpanId !== attempt.spanId)).toEqual([]);
     expect(statements.map((q) => q.name.split(' ')[0])).toEqual(
-      expect.arrayContaining(['pg.query:BEGIN', 'pg.query:COMMIT']),
+      expect.arrayContaining(['pg.query:START', 'pg.query:COMMIT']),
     );
 
     const redisCommands = spans.filter((s) => s.scope === IOREDIS_SCOPE);
@@ -370,7 +396,7 @@ describe('one trace per call, continued from the caller', () => {
     );
     expect(codeOf(validate.result)).toBe('OK');
     await receiver.waitForTrace(validate.traceId, 'the ValidateSwap trace', (found) =>
-      found.some((s) => s.name === 'grpc.swap.v1.SwapService/ValidateSwap'),
+      found.some((s) => s.name === 'swap.v1.SwapService/ValidateSwap'),
     );
     for (const c of checks) expect(receiver.trace(c.traceId)).toEqual([]);
     expect(receiver.spans.filter((s) => s.name.includes('grpc.health.v1'))).toEqual([]);
@@ -411,15 +437,13 @@ describe('retries and failures in the trace', () => {
     const attempts = spans
       .filter((s) => s.name === 'db.transaction')
       .sort(
-        (a, b) =>
-          Number(a.attributes['db.transaction.attempt']) -
-          Number(b.attributes['db.transaction.attempt']),
+        (a, b) => Number(a.attributes['swap.tx.attempt']) - Number(b.attributes['swap.tx.attempt']),
       );
     expect(attempts.map((a) => a.parentSpanId)).toEqual([lock.spanId, lock.spanId]);
     const [deadlocked, retried] = attempts;
     expect(deadlocked!.attributes).toMatchObject({
-      'db.transaction.attempt': 1,
-      'db.transaction.outcome': 'retry',
+      'swap.tx.attempt': 1,
+      'swap.tx.outcome': 'retry',
       'db.response.status_code': '40P01',
     });
     expect(deadlocked!.status.code).not.toBe(STATUS_ERROR);
@@ -427,14 +451,14 @@ describe('retries and failures in the trace', () => {
       {
         name: 'transaction.retry',
         attributes: {
-          'db.transaction.retry_reason': 'deadlock_detected',
+          'swap.tx.retry_reason': 'deadlock_detected',
           'db.response.status_code': '40P01',
         },
       },
     ]);
     expect(retried!.attributes).toMatchObject({
-      'db.transaction.attempt': 2,
-      'db.transaction.outcome': 'committed',
+      'swap.tx.attempt': 2,
+      'swap.tx.outcome': 'committed',
     });
     // Only the statement PostgreSQL aborted is an error; the attempts and the call are not.
     const failed = spans.filter((s) => s.status.code === STATUS_ERROR);
@@ -458,7 +482,9 @@ describe('retries and failures in the trace', () => {
       serverSpanArrived(found),
     );
     const server = only(spans, SERVER_SPAN);
-    expect(server.attributes['rpc.grpc.status_code']).toBe(status.FAILED_PRECONDITION);
+    expectRpcConventions(server, 'ExecuteSwap', 'FAILED_PRECONDITION');
+    // An answer, not an error: no error.type.
+    expect(server.attributes).not.toHaveProperty(['error.type']);
     expect(only(spans, 'swap.execute').attributes['app.error.reason']).toBe('NO_ASSIGNMENTS');
     expect(spans.filter((s) => s.status.code === STATUS_ERROR).map((s) => s.name)).toEqual([]);
     // The refusal's audit row, written after the answer was decided, is in the call's trace too.
@@ -485,7 +511,8 @@ describe('retries and failures in the trace', () => {
       serverSpanArrived(found),
     );
     const server = only(spans, SERVER_SPAN);
-    expect(server.attributes['rpc.grpc.status_code']).toBe(status.INTERNAL);
+    expectRpcConventions(server, 'ExecuteSwap', 'INTERNAL');
+    expect(server.attributes['error.type']).toBe('INTERNAL');
     expect(server.status.code).toBe(STATUS_ERROR);
     expect(only(spans, 'swap.execute').status.code).toBe(STATUS_ERROR);
     // The swap's attempt; the refusal's audit row is a transaction of its own, under the server span.
@@ -496,7 +523,7 @@ describe('retries and failures in the trace', () => {
     expect(
       spans.filter((s) => s.name === 'db.transaction' && s.parentSpanId === server.spanId),
     ).toHaveLength(1);
-    expect(attempt.attributes['db.transaction.outcome']).toBe('rolled_back');
+    expect(attempt.attributes['swap.tx.outcome']).toBe('rolled_back');
     expect(attempt.attributes['db.response.status_code']).toBe('42703');
     expect(attempt.status.code).toBe(STATUS_ERROR);
 

@@ -5,6 +5,7 @@ import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { createOrm } from '../src/db/orm';
+import { connectionPool, poolStats } from '../src/db/pool-stats';
 import {
   type TransactionRunner,
   retryReasonOf,
@@ -112,17 +113,6 @@ async function holdRowLock(personId: string): Promise<{ pid: number; release(): 
   return { pid, release };
 }
 
-/** The tarn pool behind knex, narrowed to the gauges we read. */
-interface PoolGauges {
-  numUsed(): number;
-  numPendingAcquires(): number;
-  numPendingCreates(): number;
-}
-
-function poolGauges(): PoolGauges {
-  return (orm.em.getConnection().getKnex().client as { pool: PoolGauges }).pool;
-}
-
 /** Sessions on the test database that are inside a transaction or running a statement. */
 async function busySessions(
   except: number[] = [],
@@ -222,6 +212,9 @@ describe('TransactionRunner against PostgreSQL', () => {
     ]);
     expect(rows).toHaveLength(1);
     expect(runner.stats().retries.serialization_failure).toBeGreaterThanOrEqual(1);
+    // The loser failed at COMMIT; its connection went back to the pool all the same.
+    await nextTurn();
+    expect(poolStats(await connectionPool(orm))).toMatchObject({ inUse: 0, waiting: 0 });
   });
 
   it('gives up with CONCURRENCY_CONFLICT when every attempt loses to a concurrent writer', async () => {
@@ -404,14 +397,9 @@ describe('TransactionRunner against PostgreSQL', () => {
       }
       await holder.release();
 
-      // Knex hands connections back a few microtasks after the rollback resolves.
+      // Connections go back to the pool a few microtasks after the rollback resolves.
       await nextTurn();
-      const pool = poolGauges();
-      expect({
-        used: pool.numUsed(),
-        pendingAcquires: pool.numPendingAcquires(),
-        pendingCreates: pool.numPendingCreates(),
-      }).toEqual({ used: 0, pendingAcquires: 0, pendingCreates: 0 });
+      expect(poolStats(await connectionPool(orm))).toMatchObject({ inUse: 0, waiting: 0 });
       expect(await busySessions()).toEqual([]);
       expect(await personNames()).toEqual(['Dr Locked']);
       const stats = runner.stats();

@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { addDays } from '../domain/calendar';
 import { isUuid } from '../domain/ids';
-import type { Clock } from '../domain/clock';
+import type { ProgramClock } from '../domain/clock';
 import type { RuleViolation } from '../domain/errors';
 import { readScheduleFacts } from '../swaps/schedule-facts-reader';
 import type { SwapCommand } from '../swaps/swap-command';
@@ -60,7 +60,7 @@ order by c.id`;
  */
 export class ResolutionPlanner {
   constructor(
-    private readonly clock: Clock,
+    private readonly clock: ProgramClock,
     private readonly shortNoticeDays: number,
   ) {}
 

@@ -22,6 +22,11 @@ delete from idempotency_record where ctid in (
 export class IdempotencySweeper {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  /**
+   * When this replica last finished a sweep it held the lock for (epoch ms);
+   * the start counts as one, so a sweeper that never runs shows up as stalled.
+   */
+  private lastSweptAtMs = Date.now();
 
   constructor(
     private readonly orm: MikroORM,
@@ -57,8 +62,16 @@ export class IdempotencySweeper {
       // Another replica holds the lock: it sweeps on until nothing is left.
       if (deleted === undefined) return total;
       total += deleted;
-      if (deleted < BATCH) return total;
+      if (deleted < BATCH) {
+        this.lastSweptAtMs = Date.now();
+        return total;
+      }
     }
+  }
+
+  /** Epoch ms of the last sweep this replica completed under the lock (or of its start). */
+  lastSweptAt(): number {
+    return this.lastSweptAtMs;
   }
 
   async stop(): Promise<void> {

@@ -3,13 +3,31 @@
  * the work was wrong. Drivers report this in several shapes, and only some of
  * them carry a SQLSTATE: a socket error code, a PostgreSQL code of class 08
  * (connection exception) or 57P0x (the server shut the session down), or only
- * a message (node-postgres once the socket has closed under it, knex once the
- * transaction that owned the connection has been torn down). The transaction
- * runner classifies every database failure through this one function.
+ * a message (node-postgres once the socket has closed under it, pg-pool when
+ * opening a connection timed out). The transaction runner classifies every
+ * database failure through this function and {@link isPoolTimeout}.
  */
 export function isConnectionFailure(error: unknown): boolean {
+  return someCause(error, isOwnConnectionFailure);
+}
+
+/**
+ * Whether the wait for a free pooled connection timed out: every connection
+ * was busy for pg-pool's `connectionTimeoutMillis`. The database is reachable
+ * but saturated, so it is worth telling apart from a lost connection. pg-pool
+ * gives it no code, only this message, raw or wrapped by MikroORM.
+ */
+export function isPoolTimeout(error: unknown): boolean {
+  return someCause(
+    error,
+    (e) => (e as { message?: unknown }).message === 'timeout exceeded when trying to connect',
+  );
+}
+
+/** Whether `error` or one of its causes (MikroORM and pg-pool wrap) satisfies `test`. */
+function someCause(error: unknown, test: (e: object) => boolean): boolean {
   for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
-    if (isOwnConnectionFailure(e)) return true;
+    if (typeof e === 'object' && test(e)) return true;
     e = (e as { cause?: unknown }).cause;
   }
   return false;
@@ -38,13 +56,19 @@ const CONNECTION_CODES = new Set([
 
 /** What drivers say when the connection is gone and they have no code to give. */
 const CONNECTION_MESSAGES = [
-  // node-postgres: the socket closed mid-query, or the client was already broken or closed.
+  // node-postgres: the socket closed mid-query ("Connection terminated
+  // unexpectedly"); pg-pool: opening a new connection took longer than
+  // connectionTimeoutMillis ("Connection terminated due to connection timeout").
   'Connection terminated',
+  // node-postgres: the client was already broken or closed.
   'connection error and is not queryable',
   'Client was closed and is not queryable',
   'Connection ended unexpectedly',
-  // knex: the transaction was torn down when its connection failed.
-  'Transaction query already complete',
+  // kysely (under MikroORM 7) does not tear a transaction down when its
+  // connection fails, as knex did ("Transaction query already complete"): the
+  // next statement reaches the broken client and fails with one of the above.
+  // Its own "Transaction is already committed / rolled back" means the code
+  // used a finished transaction, a bug, so it is deliberately not listed.
 ];
 
 function isOwnConnectionFailure(error: unknown): boolean {

@@ -1,8 +1,9 @@
 import { MikroORM, type Options } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
-import type { Client } from 'pg';
+import type { Pool } from 'pg';
+import { releaseBrokenConnections } from './broken-connections';
 import { ENTITIES } from './entities';
-import { watchReplies } from './hung-connection';
+import { prepareConnections } from './hung-connection';
 import { MIGRATIONS } from './migrations';
 
 export interface OrmOptions {
@@ -12,7 +13,7 @@ export interface OrmOptions {
   acquireTimeoutMs?: number;
   /**
    * Longest wait for any query's reply before its connection is destroyed as
-   * hung (see `watchReplies`); unwatched when absent (the CLI's migrations).
+   * hung (see `prepareConnections`); unwatched when absent (the CLI's migrations).
    */
   replyTimeoutMs?: number;
   debug?: boolean;
@@ -35,21 +36,22 @@ export function ormOptions(options: OrmOptions): Options {
       // migrateToLatest() reports what it applied through our own logger.
       silent: true,
     },
-    pool: {
-      min: 0,
-      max: options.poolMax,
-      idleTimeoutMillis: 30_000,
-      acquireTimeoutMillis: acquireTimeoutMs,
-      ...(options.replyTimeoutMs !== undefined && {
-        afterCreate: watching(options.replyTimeoutMs),
-      }),
-    },
+    pool: { min: 0, max: options.poolMax, idleTimeoutMillis: 30_000 },
+    // Handed to the `pg.Pool` and its clients (MikroORM's pool options stop at
+    // min, max and idle time).
     driverOptions: {
-      // node-postgres settings. A connection whose startup is never answered
-      // (a partition) would otherwise hang for good and keep its pool slot:
-      // the pool would wait for it instead of opening another once the
-      // network heals. Keepalive lets the kernel notice a peer that is gone.
-      connection: { connectionTimeoutMillis: acquireTimeoutMs, keepAlive: true },
+      // pg-pool applies it both to waiting for a free connection and to
+      // opening a new one, so a connection whose startup is never answered (a
+      // partition) does not hang for good holding its pool slot; either way
+      // the caller gets UNAVAILABLE.
+      connectionTimeoutMillis: acquireTimeoutMs,
+      // Lets the kernel notice a peer that is gone while the connection idles.
+      keepAlive: true,
+      // Before the pool hands out any connection, even the one MikroORM.init checks with.
+      onPoolCreated: (pool: Pool) => {
+        prepareConnections(pool, options.replyTimeoutMs);
+        releaseBrokenConnections(pool);
+      },
     },
     // The request scope is explicit: every unit of work forks its own EntityManager.
     allowGlobalContext: false,
@@ -64,12 +66,4 @@ export function ormOptions(options: OrmOptions): Options {
 /** Connects the ORM; the caller owns it and must close it. */
 export function createOrm(options: OrmOptions): Promise<MikroORM> {
   return MikroORM.init(ormOptions(options));
-}
-
-/** The pool's hook on every new connection (knex's `afterCreate`; `pool.on('connect')` under pg.Pool). */
-function watching(replyTimeoutMs: number) {
-  return (connection: Client, done: (error: Error | null, connection: Client) => void) => {
-    watchReplies(connection, replyTimeoutMs);
-    done(null, connection);
-  };
 }

@@ -1,4 +1,5 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Pool } from 'pg';
 
 export interface PoolStats {
   inUse: number;
@@ -7,16 +8,16 @@ export interface PoolStats {
   waiting: number;
 }
 
-interface TarnPool {
-  numUsed(): number;
-  numFree(): number;
-  numPendingAcquires(): number;
+/** The pg pool behind MikroORM's connection (MikroORM 7 runs kysely over a plain `pg.Pool`). */
+export function connectionPool(orm: MikroORM): Promise<Pool> {
+  return orm.em.getConnection().getNativeClient();
 }
 
-/** The connection pool's occupancy (knex's tarn pool under MikroORM). */
-export function poolStats(orm: MikroORM): PoolStats {
-  const client = orm.em.getConnection().getKnex().client as { pool?: TarnPool };
-  const pool = client.pool;
-  if (!pool) return { inUse: 0, idle: 0, waiting: 0 };
-  return { inUse: pool.numUsed(), idle: pool.numFree(), waiting: pool.numPendingAcquires() };
+/** The connection pool's occupancy; connections still being opened count as in use. */
+export function poolStats(pool: Pool): PoolStats {
+  return {
+    inUse: pool.totalCount - pool.idleCount,
+    idle: pool.idleCount,
+    waiting: pool.waitingCount,
+  };
 }

@@ -1,7 +1,10 @@
 /**
  * Encodes values as a PostgreSQL array literal, for `?::uuid[]`-style parameters.
- * MikroORM's raw queries (through knex) spread a JS array parameter into a list
- * of scalars, so arrays travel as one text parameter and are cast in SQL.
+ * MikroORM's `em.execute` inlines parameters into the SQL text itself (in v7
+ * as in v6: its own formatting, not knex's) and spreads a JS array into a list
+ * of scalars, so arrays travel as one text literal and are cast in SQL. The
+ * kysely that v7 exposes (`em.getKysely()`) would bind them as real arrays, but
+ * bypasses MikroORM's error conversion and query log.
  */
 export function sqlArray(values: readonly string[]): string {
   return `{${values.map((v) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`).join(',')}}`;

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { IsolationLevel, OptimisticLockError } from '@mikro-orm/core';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import type { Client } from 'pg';
 import { type CallBudget, remainingMs } from '../domain/call-budget';
 import {
   CallCancelledError,
@@ -14,7 +15,7 @@ import {
 import { isFailure, recordOutcome } from '../observability/span-status';
 import type { ServiceTelemetry } from '../observability/service-telemetry';
 import { AttemptLimit } from './attempt-limit';
-import { isConnectionFailure } from './connection-failure';
+import { isConnectionFailure, isPoolTimeout } from './connection-failure';
 import { connectionOf, destroyConnection } from './hung-connection';
 import { emptyTransactionStats, type TransactionStats } from './transaction-stats';
 
@@ -206,15 +207,15 @@ export class TransactionRunner {
       {
         attributes: {
           'db.system.name': 'postgresql',
-          'db.transaction.attempt': attempt,
-          'db.transaction.isolation_level': isolation,
-          'db.transaction.read_only': options.readOnly ?? false,
+          'swap.tx.attempt': attempt,
+          'swap.tx.isolation_level': isolation,
+          'swap.tx.read_only': options.readOnly ?? false,
         },
       },
       async (span) => {
         try {
           const result = await this.attempt(budget, work, attempt, options);
-          span.setAttribute('db.transaction.outcome', 'committed');
+          span.setAttribute('swap.tx.outcome', 'committed');
           return result;
         } catch (error) {
           const reason = retryReasonOf(error);
@@ -222,13 +223,13 @@ export class TransactionRunner {
           if (typeof sqlState === 'string') span.setAttribute('db.response.status_code', sqlState);
           if (reason) {
             // A retry is the toolkit working as designed; it does not make the span an error.
-            span.setAttribute('db.transaction.outcome', 'retry');
+            span.setAttribute('swap.tx.outcome', 'retry');
             span.addEvent('transaction.retry', {
-              'db.transaction.retry_reason': reason,
+              'swap.tx.retry_reason': reason,
               ...(typeof sqlState === 'string' && { 'db.response.status_code': sqlState }),
             });
           } else {
-            span.setAttribute('db.transaction.outcome', 'rolled_back');
+            span.setAttribute('swap.tx.outcome', 'rolled_back');
             recordOutcome(span, this.translate(error, budget, false));
           }
           throw error;
@@ -271,10 +272,11 @@ export class TransactionRunner {
         );
         throw this.hung(budget, 'no database connection came free in time; retry shortly', 250);
       }
-      const connection = await connectionOf(em);
+      // The transaction is idle here, so the lookup does not wait on a statement.
+      const connection = await connectionOf(em).catch(() => undefined);
       limit.onExpiry(() => destroyConnection(connection));
       const phase = { committing: false };
-      const body = this.run(em, budget, work, attempt, options, phase);
+      const body = this.run(em, connection, budget, work, attempt, options, phase);
       // The body settles on its own once its connection is destroyed; nobody awaits it then.
       body.catch(() => undefined);
       try {
@@ -297,6 +299,7 @@ export class TransactionRunner {
   /** The attempt's transaction, once begun: timeouts, work, flush, COMMIT, or ROLLBACK. */
   private async run<T>(
     em: EntityManager,
+    connection: Client | undefined,
     budget: CallBudget,
     work: UnitOfWork<T>,
     attempt: number,
@@ -316,7 +319,6 @@ export class TransactionRunner {
       // failure that nonetheless committed, or a lost lock may no longer protect us.
       if (budget.signal.aborted) throw this.abortedError(budget);
       if (remainingMs(budget) <= 0) throw this.outOfTime('the call ran out of time before commit');
-      open = false;
       phase.committing = true;
       try {
         await em.commit();
@@ -328,9 +330,13 @@ export class TransactionRunner {
           throw new CommitInterrupted('COMMIT failed on its connection', { cause: error });
         throw error;
       }
+      // Only now: a COMMIT that fails still holds its pooled connection (kysely
+      // releases it only on a commit or rollback that succeeds), so the
+      // rollback below is what returns it.
+      open = false;
       return result;
     } finally {
-      if (open) await this.closeAbandoned(em);
+      if (open) await this.closeAbandoned(em, connection);
     }
   }
 
@@ -339,9 +345,10 @@ export class TransactionRunner {
    * connection that does not answer ROLLBACK is destroyed, so it is never
    * handed out again and PostgreSQL ends the session (rolling it back).
    */
-  private async closeAbandoned(em: EntityManager): Promise<void> {
-    const connection = await connectionOf(em).catch(() => undefined);
+  private async closeAbandoned(em: EntityManager, known?: Client): Promise<void> {
     const limit = new AttemptLimit(Date.now() + HUNG_REPLY_GRACE_MS);
+    // Looked up only when not known: the lookup waits for a statement in flight.
+    const connection = known ?? (await limit.within(connectionOf(em)).catch(() => undefined));
     limit.onExpiry(() => destroyConnection(connection));
     const rollback = em.rollback();
     await limit
@@ -351,7 +358,8 @@ export class TransactionRunner {
         // and PostgreSQL rolls the transaction back when the session ends.
       })
       .finally(() => limit.clear());
-    // After a destroy, knex's ROLLBACK fails at once and the connection goes back to be discarded.
+    // After a destroy, ROLLBACK fails at once; kysely keeps a connection whose
+    // ROLLBACK failed, so `releaseBrokenConnections` hands it back to be discarded.
     rollback.catch(() => undefined);
   }
 
@@ -418,12 +426,4 @@ export class TransactionRunner {
     );
     return Math.round(this.random() * cap);
   }
-}
-
-/** knex's pool timeout, raw or wrapped by MikroORM (which renames the error but keeps its message). */
-function isPoolTimeout(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  return (
-    error.name === 'KnexTimeoutError' || error.message.includes('Timeout acquiring a connection')
-  );
 }

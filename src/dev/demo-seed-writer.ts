@@ -97,6 +97,6 @@ async function insertChunked<T extends object>(
 ): Promise<void> {
   for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
     // Rows are built to match the table exactly; insertMany skips the unit of work.
-    await em.insertMany(entity, rows.slice(i, i + INSERT_CHUNK) as T[]);
+    await em.insertMany(entity, rows.slice(i, i + INSERT_CHUNK));
   }
 }

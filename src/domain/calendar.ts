@@ -15,7 +15,7 @@ export function parseIsoDate(value: string): Date | undefined {
   return toIsoDate(date) === value ? date : undefined;
 }
 
-/** The civil date of an instant, as the program sees it (UTC). */
+/** The UTC date of an instant. The program's "today" is ProgramClock.today(), in its time zone. */
 export function toIsoDate(date: Date): string {
   return date.toISOString().slice(0, 10);
 }

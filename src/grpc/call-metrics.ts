@@ -1,4 +1,10 @@
 import { type ServerInterceptor, ServerInterceptingCall } from '@grpc/grpc-js';
+import {
+  ATTR_RPC_METHOD,
+  ATTR_RPC_STATUS_CODE,
+  ATTR_RPC_SYSTEM_NAME,
+  RPC_SYSTEM_NAME_VALUE_GRPC,
+} from '@opentelemetry/semantic-conventions';
 import { statusSeenByClient } from './abandoned-call';
 import { statusNameOf } from './error-boundary';
 import type { ServiceTelemetry } from '../observability/service-telemetry';
@@ -19,9 +25,9 @@ export function callMetrics(telemetry: ServiceTelemetry): ServerInterceptor {
         }),
       sendStatus: (sent, next) => {
         telemetry.rpcDuration.record((performance.now() - started) / 1000, {
-          'rpc.system.name': 'grpc',
-          'rpc.method': method,
-          'rpc.response.status_code': statusNameOf(
+          [ATTR_RPC_SYSTEM_NAME]: RPC_SYSTEM_NAME_VALUE_GRPC,
+          [ATTR_RPC_METHOD]: method,
+          [ATTR_RPC_STATUS_CODE]: statusNameOf(
             statusSeenByClient(sent.code, cancelledAt, call.getDeadline()),
           ),
         });

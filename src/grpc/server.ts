@@ -28,13 +28,19 @@ export const SWAP_SERVICE_NAME = 'swap.v1.SwapService';
 export const CONFLICT_SERVICE_NAME = 'swap.v1.ConflictService';
 export const AUDIT_SERVICE_NAME = 'swap.v1.AuditService';
 export const SCHEDULE_SERVICE_NAME = 'swap.v1.ScheduleService';
-const SERVED = [
-  '',
+/**
+ * Readiness: each service is SERVING while its dependency (the database) is
+ * reachable. '' is liveness: SERVING while the process serves at all, whatever
+ * the database does, so kubelet never restarts a healthy process for an outage
+ * that a restart cannot fix (and would only add a cold start to).
+ */
+const READINESS = [
   SWAP_SERVICE_NAME,
   CONFLICT_SERVICE_NAME,
   AUDIT_SERVICE_NAME,
   SCHEDULE_SERVICE_NAME,
 ];
+const SERVED = ['', ...READINESS];
 const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
 
 export interface GrpcServerOptions {
@@ -63,6 +69,7 @@ export class GrpcServer {
   private boundPort: number | undefined;
   /** Fully qualified names of the services added to `server`, which reflection lists. */
   private readonly servedServices: string[] = [];
+  private draining = false;
 
   /**
    * `interceptors` run on every call, the first outermost: it sees the call
@@ -146,10 +153,20 @@ export class GrpcServer {
   }
 
   /**
+   * Readiness of the services (not of '', liveness): NOT_SERVING while the
+   * database is unreachable. Ignored once draining, which is final.
+   */
+  setReady(ready: boolean): void {
+    if (this.draining) return;
+    for (const name of READINESS) this.health.setStatus(name, ready ? 'SERVING' : 'NOT_SERVING');
+  }
+
+  /**
    * Reports NOT_SERVING, stops accepting calls and lets in-flight calls finish
    * for up to `graceMs`; whatever is still running then is cancelled.
    */
   async shutdown(graceMs: number): Promise<void> {
+    this.draining = true;
     for (const name of SERVED) this.health.setStatus(name, 'NOT_SERVING');
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => {

@@ -7,6 +7,7 @@ import {
   type Tracer,
   trace,
 } from '@opentelemetry/api';
+import { METRIC_RPC_SERVER_CALL_DURATION } from '@opentelemetry/semantic-conventions';
 
 /** Instrumentation scope of everything the service records itself. */
 export const INSTRUMENTATION_SCOPE = 'swap-service';
@@ -33,7 +34,7 @@ export interface ServiceTelemetry {
   replays: Counter<Attributes>;
   /** swap_swaps_total{operation,swap_type,outcome}. */
   swaps: Counter<Attributes>;
-  /** rpc_server_call_duration_seconds{rpc_method,rpc_response_status_code}: every call, by method and status. */
+  /** rpc_server_call_duration_seconds{rpc_method,rpc_status_code}: every call, by method and status (RPC semantic conventions). */
   rpcDuration: Histogram<Attributes>;
   meter: Meter;
 }
@@ -75,7 +76,7 @@ export function createServiceTelemetry(
     swaps: meter.createCounter('swap_swaps', {
       description: 'Swap executions and rollbacks, by swap type and outcome',
     }),
-    rpcDuration: meter.createHistogram('rpc.server.call.duration', {
+    rpcDuration: meter.createHistogram(METRIC_RPC_SERVER_CALL_DURATION, {
       description: 'Duration of gRPC calls handled, by method and status',
       ...seconds,
     }),
@@ -109,13 +110,18 @@ export const BREAKER_STATE_VALUE = { closed: 0, half_open: 1, open: 2 } as const
 /**
  * Registers the gauges read at collection time: the Redis breaker's state
  * (swap_circuit_breaker_state) and the connection pool
- * (swap_db_pool_connections{state=in_use|idle|waiting}).
+ * (swap_db_pool_connections{state=in_use|idle|waiting}) and when the
+ * idempotency sweeper last finished a sweep
+ * (swap_idempotency_sweep_last_success_timestamp_seconds; the stalled-sweeper
+ * alert takes max() over replicas, since one replica sweeps for all).
  */
 export function observeGauges(
   telemetry: ServiceTelemetry,
   sources: {
     breakerState: (() => keyof typeof BREAKER_STATE_VALUE) | undefined;
     pool: () => { inUse: number; idle: number; waiting: number };
+    /** Epoch ms of the idempotency sweeper's last completed sweep. */
+    lastSweptAt: () => number;
   },
 ): void {
   const { meter } = telemetry;
@@ -139,4 +145,9 @@ export function observeGauges(
       result.observe(pool.idle, { state: 'idle' });
       result.observe(pool.waiting, { state: 'waiting' });
     });
+  meter
+    .createObservableGauge('swap_idempotency_sweep_last_success_timestamp_seconds', {
+      description: 'When this replica last completed an idempotency sweep (Unix seconds)',
+    })
+    .addCallback((result) => result.observe(sources.lastSweptAt() / 1000));
 }

@@ -1,6 +1,7 @@
 import { type Span, SpanStatusCode } from '@opentelemetry/api';
 import type { Context } from '@opentelemetry/api';
-import type { ReadableSpan, Span as SdkSpan, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan, Span as SdkSpan, SpanProcessor } from '@opentelemetry/sdk-trace';
+import { ATTR_RPC_STATUS_CODE } from '@opentelemetry/semantic-conventions';
 import {
   ConcurrencyConflictError,
   DeadlineExceededError,
@@ -14,7 +15,17 @@ import {
  * (UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE,
  * DATA_LOSS, RESOURCE_EXHAUSTED) mark a span as an error.
  */
-const EXPECTED_GRPC_CODES = new Set([1, 3, 5, 6, 7, 9, 10, 11, 16]);
+const EXPECTED_GRPC_CODES = new Set([
+  'CANCELLED',
+  'INVALID_ARGUMENT',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'PERMISSION_DENIED',
+  'FAILED_PRECONDITION',
+  'ABORTED',
+  'OUT_OF_RANGE',
+  'UNAUTHENTICATED',
+]);
 
 /** True when an error should paint its span red. */
 export function isFailure(error: unknown): boolean {
@@ -47,9 +58,10 @@ export class ExpectedGrpcOutcomes implements SpanProcessor {
   onStart(_span: SdkSpan, _context: Context): void {}
 
   onEnding(span: SdkSpan): void {
-    const code = span.attributes['rpc.grpc.status_code'];
+    // Named by RpcSpanConventions, which runs before this processor.
+    const code = span.attributes[ATTR_RPC_STATUS_CODE];
     if (
-      typeof code === 'number' &&
+      typeof code === 'string' &&
       EXPECTED_GRPC_CODES.has(code) &&
       span.status.code === SpanStatusCode.ERROR
     ) {

@@ -1,48 +1,67 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPMetricExporter as GrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import { OTLPMetricExporter as JsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
+import { OTLPMetricExporter as ProtobufMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
+import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { OTLPTraceExporter as JsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as ProtobufTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
 import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
+import { RuntimeNodeInstrumentation } from '@opentelemetry/instrumentation-runtime-node';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { type IMetricReader, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import {
+  ConsoleMetricExporter,
+  type IMetricReader,
+  type PushMetricExporter,
+  PeriodicExportingMetricReader,
+} from '@opentelemetry/sdk-metrics';
 import { NodeSDK } from '@opentelemetry/sdk-node';
-import { BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import {
+  BatchSpanProcessor,
+  ConsoleSpanExporter,
+  SimpleSpanProcessor,
+  type SpanExporter,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
-import type { TelemetryConfig } from '../config';
+import { ATTR_DEPLOYMENT_ENVIRONMENT_NAME } from '@opentelemetry/semantic-conventions/incubating';
+import type { OtlpProtocol, TelemetryConfig } from '../config';
+import { PrometheusUnitsExporter } from './prometheus-units';
+import { observeProcessCpu } from './process-metrics';
+import { RpcSpanConventions } from './rpc-span-conventions';
 import { ExpectedGrpcOutcomes } from './span-status';
 
 /** Health checks and reflection are probed constantly; their spans would drown the real ones. */
 const UNTRACED_METHODS = ['Check', 'Watch', 'ServerReflectionInfo'];
 
 /**
- * Starts the OpenTelemetry SDK: OTLP/HTTP export of traces and metrics (set up
- * by the standard OTEL_* variables), a Prometheus scrape endpoint, W3C trace
- * context through gRPC metadata, and instrumentation of grpc-js, pg and ioredis.
- * It must run before those modules are loaded, which is why it is preloaded;
+ * Starts the OpenTelemetry SDK: traces and metrics to the exporters the
+ * OTEL_* variables name (OTLP over http/protobuf by default, the Prometheus
+ * endpoint on METRICS_PORT), W3C trace context through gRPC metadata,
+ * instrumentation of grpc-js, pg and ioredis, and the Node.js runtime's
+ * metrics (event loop, heap, GC; CPU from process-metrics). Spans are made
+ * even when none is exported, so log lines carry their trace ids. It must
+ * run before the instrumented modules load, which is why it is preloaded;
  * `shutdownTelemetry` flushes it.
  */
 export function startTelemetry(config: TelemetryConfig): void {
   if (!config.enabled) return;
-  const metricReaders: IMetricReader[] = [];
-  if (config.metricsPort > 0)
-    metricReaders.push(new PrometheusExporter({ port: config.metricsPort }));
-  if (config.otlp)
-    metricReaders.push(new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter() }));
-  const spanProcessors = config.otlp
-    ? [new ExpectedGrpcOutcomes(), new BatchSpanProcessor(new OTLPTraceExporter())]
-    : [];
   const sdk = new NodeSDK({
     // Merged with the resource detected from OTEL_RESOURCE_ATTRIBUTES (k8s pod and namespace).
     resource: resourceFromAttributes({
       [ATTR_SERVICE_NAME]: config.serviceName,
       [ATTR_SERVICE_VERSION]: serviceVersion(),
-      'deployment.environment': config.environment,
+      [ATTR_DEPLOYMENT_ENVIRONMENT_NAME]: config.environment,
     }),
-    spanProcessors,
-    metricReaders,
+    // Ours first: every processor's onEnding runs before any exporter's onEnd.
+    spanProcessors: [
+      new RpcSpanConventions(),
+      new ExpectedGrpcOutcomes(),
+      ...spanExportsOf(config),
+    ],
+    metricReaders: metricReadersOf(config),
     instrumentations: [
       new GrpcInstrumentation({ ignoreGrpcMethods: UNTRACED_METHODS }),
       new PgInstrumentation({
@@ -55,9 +74,47 @@ export function startTelemetry(config: TelemetryConfig): void {
           span.setAttribute('db.query.text', statementShape(query.text)),
       }),
       new IORedisInstrumentation({ requireParentSpan: true }),
+      new RuntimeNodeInstrumentation(),
     ],
   });
   sdk.start();
+  observeProcessCpu();
+}
+
+/** The span processors that export, one per OTEL_TRACES_EXPORTER entry. */
+export function spanExportsOf(config: TelemetryConfig): SpanProcessor[] {
+  return config.tracesExporters.map((name) =>
+    name === 'console'
+      ? new SimpleSpanProcessor({ exporter: new ConsoleSpanExporter() })
+      : new BatchSpanProcessor({ exporter: traceExporterFor(config.tracesProtocol) }),
+  );
+}
+
+/** The metric readers, one per OTEL_METRICS_EXPORTER entry. */
+export function metricReadersOf(config: TelemetryConfig): IMetricReader[] {
+  return config.metricsExporters.map((name) => {
+    if (name === 'prometheus') return new PrometheusUnitsExporter({ port: config.metricsPort });
+    const exporter: PushMetricExporter =
+      name === 'console' ? new ConsoleMetricExporter() : metricExporterFor(config.metricsProtocol);
+    return new PeriodicExportingMetricReader({
+      exporter,
+      exportIntervalMillis: config.metricExportIntervalMs,
+      exportTimeoutMillis: Math.min(30_000, config.metricExportIntervalMs),
+    });
+  });
+}
+
+/** The OTLP span exporter of a protocol; it reads its endpoint, headers and timeout itself. */
+function traceExporterFor(protocol: OtlpProtocol): SpanExporter {
+  if (protocol === 'grpc') return new GrpcTraceExporter();
+  if (protocol === 'http/json') return new JsonTraceExporter();
+  return new ProtobufTraceExporter();
+}
+
+function metricExporterFor(protocol: OtlpProtocol): PushMetricExporter {
+  if (protocol === 'grpc') return new GrpcMetricExporter();
+  if (protocol === 'http/json') return new JsonMetricExporter();
+  return new ProtobufMetricExporter();
 }
 
 function serviceVersion(): string {

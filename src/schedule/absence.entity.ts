@@ -1,6 +1,6 @@
 import { EntitySchema, type Opt, type Ref } from '@mikro-orm/core';
 import type { AbsenceType } from './absence-policy';
-import type { Person } from './person.entity';
+import { Person } from './person.entity';
 
 /** A period during which a person is away. */
 export class Absence {
@@ -21,7 +21,7 @@ export const AbsenceSchema = new EntitySchema<Absence>({
   indexes: [{ properties: ['person', 'startDate'] }],
   properties: {
     id: { type: 'uuid', primary: true },
-    person: { kind: 'm:1', entity: 'Person', ref: true },
+    person: { kind: 'm:1', entity: () => Person, ref: true },
     startDate: { type: 'string', columnType: 'date' },
     endDate: { type: 'string', columnType: 'date' },
     type: { type: 'string', columnType: 'text' },

@@ -1,6 +1,6 @@
 import { EntitySchema, type Opt, type Ref } from '@mikro-orm/core';
-import type { Block } from './block.entity';
-import type { Person } from './person.entity';
+import { Block } from './block.entity';
+import { Person } from './person.entity';
 
 export const ASSIGNMENT_ROLES = ['primary', 'supervising', 'backup'] as const;
 export type AssignmentRole = (typeof ASSIGNMENT_ROLES)[number];
@@ -27,8 +27,8 @@ export const AssignmentSchema = new EntitySchema<Assignment>({
   indexes: [{ properties: ['person', 'block'] }],
   properties: {
     id: { type: 'uuid', primary: true },
-    block: { kind: 'm:1', entity: 'Block', ref: true },
-    person: { kind: 'm:1', entity: 'Person', ref: true },
+    block: { kind: 'm:1', entity: () => Block, ref: true },
+    person: { kind: 'm:1', entity: () => Person, ref: true },
     role: { type: 'string', columnType: 'text' },
     rotation: { type: 'string', columnType: 'text' },
     version: { type: 'integer', version: true },

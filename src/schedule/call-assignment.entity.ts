@@ -1,5 +1,5 @@
 import { EntitySchema, type Opt, type Ref } from '@mikro-orm/core';
-import type { Person } from './person.entity';
+import { Person } from './person.entity';
 
 export const CALL_TYPES = ['overnight', 'weekend', 'backup'] as const;
 export type CallType = (typeof CALL_TYPES)[number];
@@ -21,7 +21,7 @@ export const CallAssignmentSchema = new EntitySchema<CallAssignment>({
   properties: {
     id: { type: 'uuid', primary: true },
     date: { type: 'string', columnType: 'date' },
-    person: { kind: 'm:1', entity: 'Person', ref: true },
+    person: { kind: 'm:1', entity: () => Person, ref: true },
     callType: { type: 'string', columnType: 'text' },
     version: { type: 'integer', version: true },
   },

@@ -1,5 +1,5 @@
 import { EntitySchema, type Opt, type Ref } from '@mikro-orm/core';
-import type { Person } from './person.entity';
+import { Person } from './person.entity';
 
 /**
  * The unit of schedule ownership that writers serialize on: one faculty member's
@@ -27,7 +27,7 @@ export const FacultyWeekSchema = new EntitySchema<FacultyWeek>({
   uniques: [{ properties: ['person', 'weekStart'] }],
   properties: {
     id: { type: 'uuid', primary: true },
-    person: { kind: 'm:1', entity: 'Person', ref: true },
+    person: { kind: 'm:1', entity: () => Person, ref: true },
     weekStart: { type: 'string', columnType: 'date' },
     fencingToken: { type: 'bigint', nullable: true },
     fencingOwner: { type: 'text', nullable: true },

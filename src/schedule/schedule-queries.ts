@@ -1,7 +1,7 @@
 import type { TransactionRunner } from '../db/transaction-runner';
-import { addDays, mondayOf, toIsoDate } from '../domain/calendar';
+import { addDays, mondayOf } from '../domain/calendar';
 import type { CallContext } from '../domain/call-context';
-import type { Clock } from '../domain/clock';
+import type { ProgramClock } from '../domain/clock';
 import { InvalidArgumentError, NotFoundError } from '../domain/errors';
 import { FMIT_ROTATION } from './assignment.entity';
 
@@ -42,7 +42,7 @@ const DEFAULT_SCHEDULE_WEEKS = 4;
 export class ScheduleQueries {
   constructor(
     private readonly transactions: TransactionRunner,
-    private readonly clock: Clock,
+    private readonly clock: ProgramClock,
   ) {}
 
   /** Every faculty member by name, with their FMIT weeks from `weekFrom` (default: this week). */
@@ -161,7 +161,8 @@ export class ScheduleQueries {
     );
   }
 
+  /** The week of the program's today (PROGRAM_TIME_ZONE), as for the swap rules. */
   private currentWeek(): string {
-    return mondayOf(toIsoDate(this.clock.now()));
+    return mondayOf(this.clock.today());
   }
 }

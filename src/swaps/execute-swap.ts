@@ -1,7 +1,7 @@
 import { LockMode } from '@mikro-orm/core';
 import { addDays } from '../domain/calendar';
 import type { CallContext } from '../domain/call-context';
-import type { Clock } from '../domain/clock';
+import type { ProgramClock } from '../domain/clock';
 import {
   DomainError,
   NotFoundError,
@@ -45,7 +45,7 @@ const CASCADING_CALL_DAYS = [4, 5];
 export class ExecuteSwap {
   constructor(
     private readonly writePath: WritePath,
-    private readonly clock: Clock,
+    private readonly clock: ProgramClock,
     private readonly settings: SwapSettings,
     private readonly telemetry: ServiceTelemetry,
   ) {}

@@ -2,7 +2,7 @@ import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { sqlArray } from '../db/sql-array';
 import type { CallContext } from '../domain/call-context';
-import type { Clock } from '../domain/clock';
+import type { ProgramClock } from '../domain/clock';
 import { NotFoundError, PreconditionFailedError, type RuleViolation } from '../domain/errors';
 import { inBusinessSpan } from '../observability/business-span';
 import type { ServiceTelemetry } from '../observability/service-telemetry';
@@ -41,7 +41,7 @@ export class RollbackSwap {
   constructor(
     private readonly writePath: WritePath,
     private readonly queries: SwapQueries,
-    private readonly clock: Clock,
+    private readonly clock: ProgramClock,
     private readonly settings: RollbackSettings,
     private readonly telemetry: ServiceTelemetry,
   ) {}
@@ -157,7 +157,8 @@ export class RollbackSwap {
       throw new PreconditionFailedError([
         {
           reason: 'ROLLBACK_WINDOW_EXPIRED',
-          message: `swap ${record.id} could be rolled back until ${new Date(closesAt).toISOString()}`,
+          // In the program's time zone, as the people who read it keep time.
+          message: `swap ${record.id} could be rolled back until ${this.clock.display(new Date(closesAt))}`,
           subject: `swap/${record.id}`,
         },
       ]);

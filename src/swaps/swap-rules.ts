@@ -1,5 +1,5 @@
-import { addDays, daysBetween, mondayOf, toIsoDate } from '../domain/calendar';
-import type { Clock } from '../domain/clock';
+import { addDays, daysBetween, mondayOf } from '../domain/calendar';
+import type { ProgramClock } from '../domain/clock';
 import type { RuleViolation } from '../domain/errors';
 import { CLINIC_ROTATION, FMIT_ROTATION } from '../schedule/assignment.entity';
 import type { FacultyRole } from '../schedule/person.entity';
@@ -27,9 +27,9 @@ export interface RuleContext {
   shortNoticeDays: number;
 }
 
-/** The rules' view of today, read from `clock` once per judgement. */
-export function ruleContextAt(clock: Clock, shortNoticeDays: number): RuleContext {
-  return { today: toIsoDate(clock.now()), shortNoticeDays };
+/** The rules' view of today (the program's civil date), read from `clock` once per judgement. */
+export function ruleContextAt(clock: ProgramClock, shortNoticeDays: number): RuleContext {
+  return { today: clock.today(), shortNoticeDays };
 }
 
 export interface SwapVerdict {

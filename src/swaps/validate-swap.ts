@@ -1,6 +1,6 @@
 import type { TransactionRunner } from '../db/transaction-runner';
 import type { CallContext } from '../domain/call-context';
-import type { Clock } from '../domain/clock';
+import type { ProgramClock } from '../domain/clock';
 import type { RuleViolation } from '../domain/errors';
 import { inBusinessSpan } from '../observability/business-span';
 import type { ServiceTelemetry } from '../observability/service-telemetry';
@@ -19,7 +19,7 @@ export interface SwapValidation {
 export class ValidateSwap {
   constructor(
     private readonly transactions: TransactionRunner,
-    private readonly clock: Clock,
+    private readonly clock: ProgramClock,
     private readonly settings: SwapSettings,
     private readonly telemetry: ServiceTelemetry,
   ) {}
