@@ -192,8 +192,10 @@ describe('x-on-behalf-of', () => {
     });
     expect(asYang.replayed).toBe(false);
     expect(errorOf(asYang).code).toBe(status.FAILED_PRECONDITION);
+    // Two keys: grey's swap, and yang's refusal (kept as that key's answer).
     expect(await scopesOf(request.requestId)).toEqual([
       '["scheduling-ui","dr.grey","ExecuteSwap"]',
+      '["scheduling-ui","dr.yang","ExecuteSwap"]',
     ]);
   });
 });

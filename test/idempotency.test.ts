@@ -192,6 +192,42 @@ describe('ExecuteSwap with one request_id', () => {
     }
   });
 
+  it('answers a request refused FAILED_PRECONDITION with the same refusal when it comes again, though the schedule now allows it', async () => {
+    const a = await fx.faculty('core');
+    const b = await fx.faculty('core');
+    await fx.assignWeek(b, '2030-05-20');
+    const request: Partial<ExecuteSwapRequest> = {
+      sourceFacultyId: a,
+      sourceWeek: '2030-05-06',
+      targetFacultyId: b,
+      targetWeek: '2030-05-20',
+      swapType: SwapType.SWAP_TYPE_ONE_TO_ONE,
+      reason: 'refused, then delivered again',
+      requestId: randomUUID(),
+    };
+    const token = await issuer.token('alice');
+    const first = errorOf(await executeSwapAnswer(ts.client, request, { token }));
+    expect([first.code, errorDetails(first).reason]).toEqual([
+      status.FAILED_PRECONDITION,
+      'NO_ASSIGNMENTS',
+    ]);
+    // The schedule moves on: the same swap, under a new id, would now run.
+    await fx.assignWeek(a, '2030-05-06');
+    const before = await fx.snapshot();
+
+    // A duplicate of the refused call (a client that lost the answer) is refused
+    // the same way: no change is ever committed under an id already refused.
+    const again = await executeSwapAnswer(ts.client, request, { token });
+    const error = errorOf(again);
+    expect([error.code, errorDetails(error).reason, error.details]).toEqual([
+      status.FAILED_PRECONDITION,
+      'NO_ASSIGNMENTS',
+      first.details,
+    ]);
+    expect(await fx.snapshot()).toEqual(before);
+    expect(await swapsOf(fx.db, a)).toBe(0);
+  });
+
   it('rejects the same request_id with another body as IDEMPOTENCY_KEY_REUSED, writing nothing', async () => {
     const { a, request } = await crossWeekSwap(fx, '2030-04-01', '2030-04-15');
     const other = await crossWeekSwap(fx, '2030-04-01', '2030-04-15');

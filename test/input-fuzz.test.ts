@@ -309,12 +309,19 @@ let raw: RawClient;
 const seen = new Map<string, Map<string, number>>();
 let checkedTables: string[] = [];
 
-/** One digest of every table but the audit trail, which records refusals by design. */
+/**
+ * One digest of every table but what records refusals by design: the audit
+ * trail, and the idempotency keys whose answer is a refusal (a request the
+ * rules refused keeps that refusal as its answer).
+ */
 async function checksum(): Promise<string> {
-  const parts = checkedTables.map(
-    (t) =>
-      `select '${t}' as t, coalesce(md5(string_agg(md5(x::text), '' order by md5(x::text))), '') as h from "${t}" x`,
-  );
+  const parts = checkedTables.map((t) => {
+    const rows =
+      t === 'idempotency_record'
+        ? `(select * from idempotency_record where response is null or position(convert_to('$refusedWith', 'UTF8') in response) = 0)`
+        : `"${t}"`;
+    return `select '${t}' as t, coalesce(md5(string_agg(md5(x::text), '' order by md5(x::text))), '') as h from ${rows} x`;
+  });
   const { rows } = await fx.db.query<{ t: string; h: string }>(parts.join(' union all '));
   return rows.map((r) => `${r.t}:${r.h}`).join(',');
 }

@@ -269,12 +269,18 @@ describe('two service processes sharing one database and one Redis', () => {
       expect(
         keys.rows.map((k) => k.scope).every((s) => s === '["anonymous",null,"ExecuteSwap"]'),
       ).toBe(true);
-      expect(
-        // The stored answer is the use case's result, structured-clone serialized.
-        new Set(keys.rows.map((k) => (v8.deserialize(k.response) as { id: string }).id)),
-        context,
-      ).toEqual(okSwapIds);
-      expect(keys.rows).toHaveLength(okRequests);
+      // The stored answer is the use case's result, structured-clone serialized,
+      // or, for a request the rules refused, the violations it was refused with.
+      const stored = keys.rows.map(
+        (k) =>
+          v8.deserialize(k.response) as { id: string } | { $refusedWith: { reason: string }[] },
+      );
+      const answers = stored.filter((a): a is { id: string } => !('$refusedWith' in a));
+      const refusals = stored.flatMap((a) => ('$refusedWith' in a ? [a.$refusedWith] : []));
+      expect(new Set(answers.map((a) => a.id)), context).toEqual(okSwapIds);
+      expect(answers).toHaveLength(okRequests);
+      for (const violations of refusals)
+        for (const v of violations) expect(allowedFailures, context).toContain(v.reason);
 
       // Nobody double-booked; every block and every call date kept its count.
       expect((await f.invariantBreaches()).doubleBooked, context).toBe(0);

@@ -4,7 +4,11 @@ import type { IdempotencyStore, StoredResponse } from '../coordination/idempoten
 import type { ScheduleLocks } from '../coordination/schedule-locks';
 import type { TransactionRunner } from '../db/transaction-runner';
 import { type CallContext, idempotencyScopeOf, recordedActorOf } from '../domain/call-context';
-import { InvalidArgumentError } from '../domain/errors';
+import {
+  InvalidArgumentError,
+  PreconditionFailedError,
+  type RuleViolation,
+} from '../domain/errors';
 import type { ServiceTelemetry } from '../observability/service-telemetry';
 import { type WriteContext, writeContextOf } from './write-context';
 import type { MutationRecord, MutationSubjects, WriteHooks } from './write-hooks';
@@ -118,7 +122,23 @@ export class WritePath {
     const outcome = await this.underLocks(call, write, async (ctx) => {
       const committed = await this.idempotency.claim(ctx.em, scope, requestId, fingerprint);
       if (committed) return { kind: 'replay' as const, committed };
-      const value = await write.change(ctx);
+      let value: T;
+      await ctx.em.execute(`savepoint ${CHANGE_SAVEPOINT}`);
+      try {
+        value = await write.change(ctx);
+      } catch (error) {
+        if (!(error instanceof PreconditionFailedError)) throw error;
+        // The schedule refused the call under its claimed key: that refusal
+        // is the key's answer, committed with nothing else (whatever the
+        // change wrote is undone, its unit of work dropped), so that a
+        // duplicate delivered while the schedule moves on gets the same
+        // refusal, never a change under an id already refused.
+        await ctx.em.execute(`rollback to savepoint ${CHANGE_SAVEPOINT}`);
+        ctx.em.clear();
+        const refusal: StoredRefusal = { [REFUSAL]: error.violations };
+        await this.idempotency.complete(ctx.em, scope, requestId, v8.serialize(refusal));
+        return { kind: 'refused' as const, error };
+      }
       // Flushed first, so the answer (and its replays) carries the stored versions.
       await ctx.em.flush();
       const response = v8.serialize(value);
@@ -133,6 +153,7 @@ export class WritePath {
     });
     if (outcome.kind === 'replay')
       return this.replay(call, mutation, fingerprint, outcome.committed);
+    if (outcome.kind === 'refused') throw outcome.error;
     // The key's time left was measured by the database; what has passed since, by us.
     const ttlMs = outcome.ttlMs - (performance.now() - outcome.measuredAt);
     // Best effort, and never worth a round trip of the caller's time: not awaited.
@@ -181,8 +202,11 @@ export class WritePath {
         'IDEMPOTENCY_KEY_REUSED',
       );
     }
+    const answer = v8.deserialize(stored.response) as T | StoredRefusal;
+    // A refusal replays as the same refusal; it is no OK answer to audit.
+    if (isRefusal(answer)) throw new PreconditionFailedError(answer[REFUSAL]);
     this.telemetry.replays.add(1, { method: mutation.method });
-    const value = v8.deserialize(stored.response) as T;
+    const value = answer;
     const record = recordOf(call, mutation, fingerprint, value);
     for (const hook of this.hooks.replayed) await hook(record);
     return { value, replayed: true };
@@ -216,4 +240,19 @@ function canonicalJson(value: unknown): string {
       ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
       : v,
   );
+}
+
+/** Where a change starts, so a refusal can undo whatever it wrote before refusing. */
+const CHANGE_SAVEPOINT = 'swap_change';
+
+/** The key under which a stored answer is a refusal; no use case's answer has it. */
+const REFUSAL = '$refusedWith';
+
+/** A FAILED_PRECONDITION committed as a key's answer: the rules it broke. */
+interface StoredRefusal {
+  [REFUSAL]: readonly RuleViolation[];
+}
+
+function isRefusal(answer: unknown): answer is StoredRefusal {
+  return typeof answer === 'object' && answer !== null && REFUSAL in answer;
 }

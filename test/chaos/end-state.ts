@@ -1,3 +1,4 @@
+import v8 from 'node:v8';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ADMIN_APPLICATION, type ChaosDatabase } from './chaos-database';
 import { scheduleRows } from './chaos-schedule';
@@ -67,7 +68,12 @@ export async function readEndState(
   const committedAudit = await query<{ method: string; requestId: string }>(
     `select method, request_id as "requestId" from audit_event where status = 'OK' and not replayed and request_id is not null`,
   );
-  const keys = await query<{ request_id: string }>(`select request_id from idempotency_record`);
+  // A key whose answer is a refusal (FAILED_PRECONDITION committed under it) holds no change.
+  const keys = (
+    await query<{ request_id: string; response: Buffer | null }>(
+      `select request_id, response from idempotency_record`,
+    )
+  ).filter((k) => !isStoredRefusal(k.response));
   const conflicts = await query<{ id: string; status: string; resolutionSwapId: string | null }>(
     `select id, status, resolution_swap_id as "resolutionSwapId" from conflict_alert order by id`,
   );
@@ -159,4 +165,11 @@ async function lingeringLocks(database: ChaosDatabase): Promise<string[]> {
       [ADMIN_APPLICATION, LEAK_AGE_MS],
     )
   ).map((r) => r.lock);
+}
+
+/** Whether a stored answer is a refusal (see `src/write-path/write-path.ts`). */
+function isStoredRefusal(response: Buffer | null): boolean {
+  if (!response) return false;
+  const answer: unknown = v8.deserialize(response);
+  return typeof answer === 'object' && answer !== null && '$refusedWith' in answer;
 }
