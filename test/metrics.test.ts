@@ -106,15 +106,15 @@ describe('Prometheus metrics of a running service', () => {
     const after = await scrape(metricsPort);
     const delta = moved(before, after);
     // Units of work: three swaps, the rollback's read of the swap and the rollback
-    // commit, and the audit rows of the replay and of the refusal, each in a
-    // transaction of its own; the rejected swap rolls back ("rejected"); the
-    // replay runs no change.
-    expect(delta('swap_transactions_total', { outcome: 'committed' })).toBe(7);
-    expect(delta('swap_transactions_total', { outcome: 'rejected' })).toBe(1);
+    // commit, the audit rows of the replay and of the refusal, each in a
+    // transaction of its own, and the rejected swap, which commits its refusal
+    // as its key's answer; the replay runs no change.
+    expect(delta('swap_transactions_total', { outcome: 'committed' })).toBe(8);
+    expect(delta('swap_transactions_total', { outcome: 'rejected' })).toBe(0);
     expect(delta('swap_transactions_total', { outcome: 'failed' })).toBe(0);
     expect(delta('swap_transactions_total')).toBe(8);
     expect(delta('swap_transaction_duration_seconds_count')).toBe(8);
-    expect(delta('swap_transaction_duration_seconds_count', { outcome: 'committed' })).toBe(7);
+    expect(delta('swap_transaction_duration_seconds_count', { outcome: 'committed' })).toBe(8);
     expect(delta('swap_transaction_duration_seconds_bucket', { le: '+Inf' })).toBe(8);
     expect(delta('swap_transaction_retries_total')).toBe(0);
 
