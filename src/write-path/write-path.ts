@@ -256,3 +256,8 @@ interface StoredRefusal {
 function isRefusal(answer: unknown): answer is StoredRefusal {
   return typeof answer === 'object' && answer !== null && REFUSAL in answer;
 }
+
+/** Whether a key's stored answer is a refusal rather than a change's answer. */
+export function isStoredRefusal(response: Uint8Array): boolean {
+  return isRefusal(v8.deserialize(response));
+}

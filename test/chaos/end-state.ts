@@ -1,8 +1,8 @@
-import v8 from 'node:v8';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ADMIN_APPLICATION, type ChaosDatabase } from './chaos-database';
 import { scheduleRows } from './chaos-schedule';
 import type { EndRecord, StoredSwap } from './history';
+import { isStoredRefusal } from '../../src/write-path/write-path';
 import { movesDigest } from './moves-digest';
 import type { RedisInstance } from './redis-instance';
 
@@ -73,7 +73,7 @@ export async function readEndState(
     await query<{ request_id: string; response: Buffer | null }>(
       `select request_id, response from idempotency_record`,
     )
-  ).filter((k) => !isStoredRefusal(k.response));
+  ).filter((k) => !k.response || !isStoredRefusal(k.response));
   const conflicts = await query<{ id: string; status: string; resolutionSwapId: string | null }>(
     `select id, status, resolution_swap_id as "resolutionSwapId" from conflict_alert order by id`,
   );
@@ -165,11 +165,4 @@ async function lingeringLocks(database: ChaosDatabase): Promise<string[]> {
       [ADMIN_APPLICATION, LEAK_AGE_MS],
     )
   ).map((r) => r.lock);
-}
-
-/** Whether a stored answer is a refusal (see `src/write-path/write-path.ts`). */
-function isStoredRefusal(response: Buffer | null): boolean {
-  if (!response) return false;
-  const answer: unknown = v8.deserialize(response);
-  return typeof answer === 'object' && answer !== null && '$refusedWith' in answer;
 }
