@@ -1,26 +1,44 @@
 /**
  * The ways a swap is driven; each is measured at every concurrency, the modes
- * taking turns. `service` runs without Redis (PostgreSQL advisory locks),
- * `service-redis` with it (Redis locks, fencing, the replay cache),
- * `service-secure` the same over mTLS with a bearer token on every call; `sql`
- * is what `service-redis` does, by hand; the two telemetry modes are the service
- * in a child process each, as production runs it, with telemetry off and on.
+ * taking turns. `floor` is the leanest hand-written SQL for the same swap, the
+ * baseline of every ratio; `service` is the service in this process (advisory
+ * locks, no telemetry SDK), for CPU profiles and the statement census. The
+ * rest are the service in a child process as production starts it:
+ * `service-redis` with Redis locks, idempotency and full-sampling telemetry to
+ * a sink; `service-orm` the same on today's pure-ORM write path
+ * (SCHEDULE_WRITES=orm); `service-secure` the same over mTLS with a bearer
+ * token; `telemetry-off` the same with its SDK disabled.
  */
 export const BENCH_MODES = [
+  'floor',
   'service',
   'service-redis',
+  'service-orm',
   'service-secure',
-  'sql',
   'telemetry-off',
-  'telemetry-on',
 ] as const;
 export type BenchMode = (typeof BENCH_MODES)[number];
 
-/** `--only=telemetry` names both telemetry modes. */
+/** `--only=telemetry` names the two modes the telemetry cost compares. */
 const TELEMETRY_PART = 'telemetry';
+const TELEMETRY_MODES: readonly BenchMode[] = ['service-redis', 'telemetry-off'];
 /** Not a swap mode: lock acquire + release, ours against redlock and redis-semaphore. */
 const LOCKS_PART = 'locks';
-const PARTS = ['service', 'service-redis', 'service-secure', 'sql', TELEMETRY_PART, LOCKS_PART];
+/**
+ * Not a swap mode: the service on the small seed and on the big program (see
+ * scale-bench.ts). It generates a million-row history, so it runs only when named.
+ */
+const SCALE_PART = 'scale';
+const DEFAULT_PARTS = [
+  'floor',
+  'service',
+  'service-redis',
+  'service-orm',
+  'service-secure',
+  TELEMETRY_PART,
+  LOCKS_PART,
+];
+const PARTS = [...DEFAULT_PARTS, SCALE_PART];
 
 /** What one bench run does; parsed once from argv and the environment, then frozen. */
 export interface BenchOptions {
@@ -37,14 +55,20 @@ export interface BenchOptions {
   measureMs: number;
   /** Windows each cell's measured time is split into, the modes taking turns between them. */
   rounds: number;
-  /** Pool size of every service and of the raw pg.Pool alike, so none has more connections. */
+  /** Pool size of every service and of the floor's pg.Pool alike, so none has more connections. */
   poolMax: number;
-  /** Write a .cpuprofile of each measured window (warm-up excluded) into this directory. */
+  /**
+   * Write a .cpuprofile of each measured window (warm-up excluded) of the
+   * in-process modes into this directory, and one of its whole life for each
+   * child process.
+   */
   profileDir: string | undefined;
   /** Redis of the Redis-locked modes and of the lock comparison. */
   redisUrl: string;
   /** Run the lock comparison (`--only=locks`, or no --only at all). */
   locks: boolean;
+  /** Run the scale bench (`--only=scale` only: it takes minutes to generate its program). */
+  scale: boolean;
   lockConcurrencies: readonly number[];
   /** How many keys one lock holds at once. */
   lockKeys: readonly number[];
@@ -60,6 +84,9 @@ const USAGE = `usage: tsx bench/run.ts [--only=${PARTS.join(',')}] [--concurrenc
                          [--jit-warmup-ms=3000] [--warmup-ms=1000] [--measure-ms=6000] [--rounds=3] [--pool-max=10]
                          [--profile-dir=/tmp/dir]
                          [--lock-concurrency=1,16] [--lock-keys=1,4] [--lock-measure-ms=2000] [--lock-rounds=5]
+       --only=scale: the service on the small seed and on a generated big program (228 faculty, 10 years,
+       1 M swap records and idempotency keys; about 2.5 minutes): ExecuteSwap, ListSwaps, DetectConflicts,
+       GetResolutionOptions side by side; never run unless named
 environment: BENCH_DATABASE_URL or DATABASE_URL (default ${DEFAULT_ADMIN_URL});
              BENCH_REDIS_URL or REDIS_URL (default ${DEFAULT_REDIS_URL});
              BENCH_MODES, BENCH_CONCURRENCY, BENCH_PAIRS, BENCH_JIT_WARMUP_MS, BENCH_WARMUP_MS, BENCH_MEASURE_MS,
@@ -86,19 +113,19 @@ export function parseBenchOptions(
   }
   const pick = (flag: string, variable: string) => flags.get(flag) ?? env[variable] ?? undefined;
 
-  const only = list(pick('only', 'BENCH_MODES') ?? PARTS.join(','));
+  const only = list(pick('only', 'BENCH_MODES') ?? DEFAULT_PARTS.join(','));
   const unknown = only.find((part) => !PARTS.includes(part));
   if (unknown) throw new BenchUsageError(`unknown mode ${JSON.stringify(unknown)}`);
   const modes = BENCH_MODES.filter(
     (mode) =>
-      only.includes(mode) || (only.includes(TELEMETRY_PART) && mode.startsWith('telemetry')),
+      only.includes(mode) || (only.includes(TELEMETRY_PART) && TELEMETRY_MODES.includes(mode)),
   );
-  if (modes.length === 0 && !only.includes(LOCKS_PART)) {
+  if (modes.length === 0 && !only.includes(LOCKS_PART) && !only.includes(SCALE_PART)) {
     throw new BenchUsageError('--only names nothing to run');
   }
-  if (modes.includes('sql') && !modes.includes('service-redis')) {
-    // Its census and record checks compare it with the service it stands for.
-    throw new BenchUsageError('sql is checked against service-redis: run both');
+  if (modes.includes('floor') && modes.length === 1) {
+    // Its record and detection checks compare it with what the service does.
+    throw new BenchUsageError('floor is checked against the service: run it with a service mode');
   }
   const concurrencies = list(pick('concurrency', 'BENCH_CONCURRENCY') ?? '1,32').map((c) =>
     positiveInt('concurrency', c),
@@ -125,6 +152,7 @@ export function parseBenchOptions(
     profileDir: pick('profile-dir', 'BENCH_PROFILE_DIR') || undefined,
     redisUrl: env.BENCH_REDIS_URL || env.REDIS_URL || DEFAULT_REDIS_URL,
     locks: only.includes(LOCKS_PART),
+    scale: only.includes(SCALE_PART),
     lockConcurrencies: Object.freeze(
       list(pick('lock-concurrency', 'BENCH_LOCK_CONCURRENCY') ?? '1,16').map((c) =>
         positiveInt('lock-concurrency', c),

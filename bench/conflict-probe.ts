@@ -7,8 +7,7 @@ import {
   conflictTypeToJSON,
 } from '../src/generated/swap/v1/conflict';
 import type { CheckResult } from './bench-schedule-check';
-import { detectionSettingsOf } from './raw-sql-swap';
-import { DETECT_SQL } from './raw-sql-statements';
+import { detectAlerts } from './floor-swap';
 import { holderOf, type SwapPair } from './swap-pairs';
 import type { ServiceClients } from './swap-modes';
 
@@ -16,13 +15,13 @@ import type { ServiceClients } from './swap-modes';
 type AlertShape = string;
 
 /**
- * Whether the raw path's detection statement raises what the service raises
+ * Whether the floor's detection statement raises what the service raises
  * when there is something to find. On `pair`, which must be the last one (the
  * weeks after it are free), it plants a cause of every alert type: a blocking
  * absence over each FMIT week (LEAVE_FMIT_OVERLAP), the early holder's Friday
  * call handed to the other (CALL_CASCADE), a second FMIT week a week after the
  * late holder's (BACK_TO_BACK), and five weeks alternating FMIT and clinic for
- * the early holder (EXCESSIVE_ALTERNATING). The raw statement scans that
+ * the early holder (EXCESSIVE_ALTERNATING). The floor's statement scans that
  * schedule in a transaction that is rolled back; then the plant is committed
  * and the service's DetectConflicts scans the same weeks. It leaves the plant
  * and the alerts behind, so it runs after every other check.
@@ -33,25 +32,18 @@ export async function probeDetection(
   pair: SwapPair,
   clients: ServiceClients,
 ): Promise<CheckResult> {
-  const name = 'detection: the raw statement and the service raise the same alerts';
+  const name = "detection: the floor's statement and the service raise the same alerts";
   const firstWeek = addDays(pair.weekA, -7);
   const lastWeek = addDays(pair.weekB, 35);
   const relative = (facultyId: string, week: string) =>
     `${facultyId === pair.a ? 'A' : facultyId === pair.b ? 'B' : 'someone else'} day ${daysBetween(pair.weekA, week)}`;
 
-  let raw: AlertShape[];
+  let floor: AlertShape[];
   await db.query('begin');
   try {
     await plant(db, pair);
-    const { rows } = await db.query<{
-      type: string;
-      severity: string;
-      faculty_id: string;
-      week: string;
-      absence_id: string | null;
-      description: string;
-    }>(DETECT_SQL, [...detectionSettingsOf(config, firstWeek, lastWeek), null, null]);
-    raw = rows.map((r) =>
+    const rows = await detectAlerts(db, config, firstWeek, lastWeek);
+    floor = rows.map((r) =>
       [
         r.type,
         r.severity,
@@ -89,16 +81,16 @@ export async function probeDetection(
     const types = alerts.map((a) => a.split(' | ')[0]!);
     return [...new Set(types)].map((t) => `${t}×${types.filter((x) => x === t).length}`).join(', ');
   };
-  const same = JSON.stringify([...raw].sort()) === JSON.stringify([...service].sort());
+  const same = JSON.stringify([...floor].sort()) === JSON.stringify([...service].sort());
   const missing = [
-    ...service.filter((s) => !raw.includes(s)),
-    ...raw.filter((r) => !service.includes(r)),
+    ...service.filter((s) => !floor.includes(s)),
+    ...floor.filter((r) => !service.includes(r)),
   ];
   return {
     name,
-    ok: same && new Set(raw.map((a) => a.split(' | ')[0])).size === 4,
+    ok: same && new Set(floor.map((a) => a.split(' | ')[0])).size === 4,
     detail:
-      `pair ${pair.index} with every cause planted: raw ${raw.length} (${tally(raw) || 'none'}), ` +
+      `pair ${pair.index} with every cause planted: floor ${floor.length} (${tally(floor) || 'none'}), ` +
       `service ${service.length} (${tally(service) || 'none'})` +
       (same
         ? ', alike in type, severity, person, week, absence and description'

@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import type { ExecuteSwapRequest } from '../src/generated/swap/v1/swap';
+import { type ResidentSample, sampleResident } from './process-memory';
 import { backendCpu, backendCpuBetween, processCpuMs } from './server-cpu';
 import { nextSwapOf, type SwapPair } from './swap-pairs';
 
@@ -18,6 +19,8 @@ export interface LoadSample extends WorkerRun {
   serviceCpuMs: number | undefined;
   /** CPU of the PostgreSQL processes, when they run on this machine. */
   dbCpuMs: number | undefined;
+  /** Resident set of the process serving the swaps (the child, or this one), sampled. */
+  resident: ResidentSample | undefined;
 }
 
 export interface LoadOptions {
@@ -102,6 +105,7 @@ export async function runLoad(
   }
   const dbBefore = backendCpu(options.database);
   const serviceBefore = servicePid === undefined ? undefined : processCpuMs(servicePid);
+  const stopSampling = sampleResident(servicePid);
   const run = await runWorkers(concurrency, durationMs, (k) => {
     const own = pairs.filter((p) => p.index % concurrency === k);
     let turn = 0;
@@ -121,6 +125,7 @@ export async function runLoad(
     };
   });
   const serviceAfter = servicePid === undefined ? undefined : processCpuMs(servicePid);
+  const resident = stopSampling();
   const dbAfter = backendCpu(options.database);
   if (profiler) {
     const { profile } = await profiler.post('Profiler.stop');
@@ -136,6 +141,7 @@ export async function runLoad(
         ? undefined
         : serviceAfter - serviceBefore,
     dbCpuMs: backendCpuBetween(dbBefore, dbAfter),
+    resident,
   };
 }
 
@@ -144,7 +150,10 @@ export function profileFileOf(dir: string, mode: string, concurrency: number): s
   return path.join(dir, `swap-bench-${mode}-c${concurrency}.cpuprofile`);
 }
 
-/** The windows of one cell as one sample: counts, times and CPU added, latencies pooled. */
+/**
+ * The windows of one cell as one sample: counts, times and CPU added,
+ * latencies pooled, the highest resident set kept and the last one's end.
+ */
 export function mergeLoadSamples(samples: readonly LoadSample[]): LoadSample {
   const [first, ...rest] = samples;
   if (!first) throw new Error('no samples to merge');
@@ -161,6 +170,11 @@ export function mergeLoadSamples(samples: readonly LoadSample[]): LoadSample {
       serviceCpuMs: sum(total.serviceCpuMs, s.serviceCpuMs),
       dbCpuMs: sum(total.dbCpuMs, s.dbCpuMs),
       errors: [...total.errors, ...s.errors].slice(0, KEPT_ERRORS),
+      resident: total.resident &&
+        s.resident && {
+          maxBytes: Math.max(total.resident.maxBytes, s.resident.maxBytes),
+          endBytes: s.resident.endBytes,
+        },
     }),
     first,
   );

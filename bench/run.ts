@@ -1,18 +1,28 @@
 /**
- * ExecuteSwap benchmark. Every mode but `sql` is the real service driven over
- * gRPC: in this process through its composition root (with PostgreSQL
- * advisory locks, and again with Redis locks), and in a child process each as
- * production runs it (telemetry off, and on with full sampling). `sql` does
- * what the Redis-locked service does, by hand over pg and ioredis. All run at
- * several concurrencies on a database of their own that is dropped at the end,
- * and end with correctness checks. Then our Redis lock against redlock and
- * redis-semaphore, acquire + release alone.
+ * ExecuteSwap benchmark. `floor` is the baseline every ratio is taken
+ * against: the leanest hand-written SQL for the same swap (bench/floor-swap.ts:
+ * the same rows locked and moved, the same record, idempotency key, detection,
+ * audit row, judgeSwap and Redis lock grant, in six round trips of prepared
+ * statements). `service` is the real service in this process through its
+ * composition root (PostgreSQL advisory locks, no telemetry SDK): the mode
+ * --profile-dir profiles and the statement census counts. Every other mode is
+ * the service in a child process, started as production starts it and
+ * measured by its own CPU and memory: `service-redis` (Redis locks + fencing,
+ * idempotency with the replay cache, telemetry on with full sampling to an
+ * OTLP sink), `service-orm` (the same on today's pure-ORM write path,
+ * SCHEDULE_WRITES=orm), `service-secure` (the same over mTLS with a bearer
+ * token) and `telemetry-off` (the same with OTEL_SDK_DISABLED=true). All run
+ * over gRPC at several concurrencies on a database of their own that is
+ * dropped at the end, and end with correctness checks. Then our Redis lock
+ * against redlock and redis-semaphore, acquire + release alone.
  *
  *   npm run bench                                   every mode at concurrency 1 and 32, then the locks
- *   npm run bench -- --only=service,service-redis   what the Redis lock costs a swap
+ *   npm run bench -- --only=floor,service-redis --concurrency=1,32   the service against its floor
+ *   npm run bench -- --only=floor,service-redis,service-orm   what the lean write path gains
  *   npm run bench -- --only=service-redis,service-secure   what mTLS + a bearer token cost a swap
  *   npm run bench -- --only=telemetry               what full-sampling telemetry costs a swap
  *   npm run bench -- --only=locks                   the lock libraries only (no database)
+ *   npm run bench -- --only=scale                   small seed against the big program (minutes; never by default)
  *   npm run bench -- --only=service --profile-dir=/tmp/swap-prof   CPU profiles of the measured windows
  *                                                   (of this process: the in-process modes), for Chrome DevTools
  */
@@ -30,23 +40,33 @@ import {
   BenchUsageError,
   parseBenchOptions,
 } from './bench-options';
-import { type Cell, formatGoals, formatTable, percentile, throughputOf } from './bench-report';
+import {
+  type Cell,
+  formatGoals,
+  formatMemory,
+  formatTable,
+  type MemoryRow,
+  percentile,
+  summaryLine,
+  throughputOf,
+} from './bench-report';
 import { type CheckResult, checkBenchSchedule } from './bench-schedule-check';
 import { probeDetection } from './conflict-probe';
 import { runLockBench } from './lock-bench';
+import { runScaleBench } from './scale-bench';
 import { type LoadSample, mergeLoadSamples, profileFileOf, runLoad } from './load-runner';
 import { type OtlpSink, startOtlpSink } from './otlp-sink';
-import { pgClientClasses } from './raw-sql-swap';
+import { pgClientClasses } from './floor-swap';
+import { residentOf } from './process-memory';
 import { deleteRedisKeys } from './redis-keys';
-import { redisCommandsOf, statementsOf } from './statement-census';
+import { installStatementCounter, redisCommandsOf } from './statement-census';
 import {
   type CensusSwap,
-  checkCensus,
   checkModeRecords,
   checkRecords,
   checkTelemetryExport,
 } from './swap-checks';
-import { startMode, type SwapMode } from './swap-modes';
+import { inChildProcess, startMode, type SwapMode } from './swap-modes';
 import { nextSwapOf, ROWS_PER_SWAP, seedSwapPairs, type SwapPair } from './swap-pairs';
 
 // Vacuumed before every window, so each starts from the same table and index
@@ -69,8 +89,13 @@ async function main(): Promise<number> {
       process.stdout.write(`${options.modes.length > 0 ? '\n' : ''}${locks.lines.join('\n')}\n`);
       ok = locks.ok && ok;
     }
+    if (options.scale) {
+      const scale = await runScaleBench(options, keyPrefix, say);
+      process.stdout.write(`\n${scale.lines.join('\n')}\n`);
+      ok = scale.ok && ok;
+    }
   } finally {
-    if (options.locks || options.modes.some((m) => m !== 'service')) {
+    if (options.locks || options.scale || options.modes.some((m) => m !== 'service')) {
       const deleted = await deleteRedisKeys(options.redisUrl, keyPrefix);
       say(`redis keys of ${keyPrefix} deleted: ${deleted}`);
     }
@@ -101,7 +126,9 @@ async function runSwapBench(options: BenchOptions, keyPrefix: string): Promise<b
       await admin.query<{ v: string }>(`select current_setting('server_version') as v`)
     ).rows[0]!.v;
     for (const mode of options.modes)
-      if (mode.startsWith('telemetry')) sinks.set(mode, await startOtlpSink());
+      if (inChildProcess(mode)) sinks.set(mode, await startOtlpSink());
+    // Before any mode connects: see installStatementCounter.
+    const counter = installStatementCounter(pgClientClasses());
     const setting = { databaseUrl: db.url, keyPrefix, sinks, identity, pki };
     const started = await Promise.allSettled(
       options.modes.map((mode) => startMode(mode, options, setting)),
@@ -116,13 +143,15 @@ async function runSwapBench(options: BenchOptions, keyPrefix: string): Promise<b
         `moves ${ROWS_PER_SWAP.assignmentsMoved} assignments + ${ROWS_PER_SWAP.callsMoved} calls (versioned), inserts ${ROWS_PER_SWAP.recordsInserted} swap_record`,
       `warm-up: ${options.jitWarmupMs} ms per mode first, then per cell ${options.rounds} windows of ` +
         `${windowMsOf(options)} ms, each after a vacuum and ${options.warmupMs} ms warm-up, the modes taking turns`,
-      'modes: service = ExecuteSwap over gRPC to the service in this process (PostgreSQL advisory locks), service-redis = the same with REDIS_URL',
-      '  (Redis locks + fencing + replay cache), service-secure = service-redis over mTLS (client certificate required, its',
-      '  SPIFFE ID the principal) with a bearer token on every call, connections reused (no handshake measured),',
-      '  sql = what service-redis does, by hand over pg and ioredis (same statements and',
-      '  Redis commands; no ORM, no gRPC, no rule engine), telemetry-off/-on = service-redis in a child process each, started as',
-      '  production starts it, with OTEL_SDK_DISABLED=true / OTEL_TRACES_SAMPLER=always_on exporting traces and metrics to a sink',
-      '  answering 200; every swap also runs conflict detection over its weeks ±7 days for the two faculty, in its transaction',
+      'modes: floor = the leanest hand-written SQL for the same swap (pg + ioredis: the same rows locked and moved, record,',
+      '  idempotency key, detection, audit row, judgeSwap and Redis lock grant; 6 round trips, named prepared statements), the',
+      '  baseline of every ratio; service = ExecuteSwap over gRPC to the service in this process (advisory locks, no telemetry',
+      '  SDK); in a child process each, started as production starts it: service-redis = Redis locks + fencing + replay cache,',
+      '  telemetry on (OTEL_TRACES_SAMPLER=always_on, traces and metrics to a sink answering 200), service-orm = service-redis',
+      '  with SCHEDULE_WRITES=orm (the pure-ORM write path), service-secure = service-redis over mTLS (client certificate',
+      '  required, its SPIFFE ID the principal) with a bearer token on every call, connections reused (no handshake measured),',
+      '  telemetry-off = service-redis with OTEL_SDK_DISABLED=true; every swap also runs conflict detection over its weeks',
+      '  ±7 days for the two faculty, in its transaction',
       '',
       'statements per swap (one swap each, on a pair of its own, outside any measurement):',
     ];
@@ -134,8 +163,7 @@ async function runSwapBench(options: BenchOptions, keyPrefix: string): Promise<b
       const swap = async () => {
         redis = await redisCommandsOf(() => mode.execute({ ...nextSwapOf(pair), requestId }));
       };
-      const statements =
-        mode.pid === undefined ? await statementsOf(pgClientClasses(), swap) : void (await swap());
+      const statements = mode.pid === undefined ? await counter.during(swap) : void (await swap());
       pair.flipped = !pair.flipped;
       pair.swaps++;
       census.push({ mode, pair, requestId, statements, redis });
@@ -151,12 +179,17 @@ async function runSwapBench(options: BenchOptions, keyPrefix: string): Promise<b
     }
     out.push('');
 
-    const cells = await measure(options, modes, pairs, db.name, admin);
+    const { cells, memory } = await measure(options, modes, pairs, db.name, admin);
     out.push(formatTable(cells), '', ...formatGoals(cells, options.concurrencies), '');
     out.push(
-      'node CPU = process.cpuUsage() delta / swaps: this process, so in-process modes include the gRPC client too;',
-      'service CPU = utime+stime of the child process / swaps; pg CPU = utime+stime of the bench database backends / swaps',
-      '(a lower bound: WAL writer etc. excluded).',
+      "node CPU = utime+stime of the process serving the swaps / swaps: the child's own for child modes (gRPC server",
+      'included), this process for floor and service (service: gRPC client and server both); client CPU = this process',
+      '(the gRPC client) for child modes; pg CPU = utime+stime of the bench database backends / swaps (a lower bound: WAL',
+      'writer etc. excluded).',
+      '',
+      `memory (RSS from /proc/<pid>/status; idle = after start-up and every mode's warm-up, before any measured window;`,
+      `peak = highest VmRSS sampled every 100 ms over the c=${Math.max(...options.concurrencies)} windows; floor and service share this process with the bench):`,
+      formatMemory(memory),
       '',
     );
     const allPairs = [...pairs, ...censusPairs];
@@ -165,30 +198,31 @@ async function runSwapBench(options: BenchOptions, keyPrefix: string): Promise<b
       ...(await checkBenchSchedule(admin, allPairs, committed)),
       ...(await checkModeRecords(admin, modes)),
     ];
-    const censusOf = (name: BenchMode) => census.find((c) => c.mode.name === name);
-    const [serviceRedis, sql] = [censusOf('service-redis'), censusOf('sql')];
-    if (serviceRedis && sql) checks.push(checkCensus(serviceRedis, sql));
     const reader = modes.find((m) => m.clients)?.clients;
     if (reader) checks.push(await checkRecords(admin, census, reader));
+    const service =
+      modes.find((m) => m.clients && m.pid === undefined) ?? modes.find((m) => m.clients);
+    if (modes.some((m) => m.name === 'floor') && service) {
+      // The thresholds every mode runs with: the bench sets none.
+      const config = loadConfig({});
+      checks.push(await probeDetection(admin, config, censusPairs.at(-1)!, service.clients!));
+    }
     if (sinks.size > 0) {
       // Stopping flushes what the SDK still holds.
       for (const mode of modes) if (mode.pid !== undefined) await mode.stop();
-      const onSwaps = await admin.query<{ n: number }>(
-        `select count(*)::int as n from swap_record where requested_by = 'bench-telemetry-on'`,
+      const swaps = await admin.query<{ actor: string; n: number }>(
+        'select requested_by as actor, count(*)::int as n from swap_record group by 1',
       );
-      checks.push(checkTelemetryExport(sinks, onSwaps.rows[0]!.n));
-    }
-    if (serviceRedis && sql) {
-      // The thresholds every mode runs with: the bench sets none.
-      const config = loadConfig({});
-      checks.push(
-        await probeDetection(admin, config, censusPairs.at(-1)!, serviceRedis.mode.clients!),
-      );
+      const swapsOf = (name: BenchMode) =>
+        swaps.rows.find((r) => r.actor === modes.find((m) => m.name === name)?.actor)?.n ?? 0;
+      checks.push(checkTelemetryExport(sinks, swapsOf));
     }
     out.push('correctness:');
     for (const c of checks) out.push(`  [${c.ok ? 'ok' : 'FAIL'}] ${c.name}: ${c.detail}`);
     if (options.profileDir)
       out.push('', `CPU profiles of the measured windows: ${options.profileDir}`);
+    const summary = summaryLine(cells, options.concurrencies);
+    if (summary) out.push('', summary);
     process.stdout.write(`${out.join('\n')}\n`);
 
     const failures = cells.reduce((n, c) => n + c.sample.failures, 0);
@@ -222,7 +256,7 @@ async function measure(
   pairs: readonly SwapPair[],
   database: string,
   admin: pg.Client,
-): Promise<Cell[]> {
+): Promise<{ cells: Cell[]; memory: MemoryRow[] }> {
   const highest = Math.max(...options.concurrencies);
   for (const mode of modes) {
     if (options.jitWarmupMs > 0)
@@ -232,6 +266,7 @@ async function measure(
         database,
       });
   }
+  const idle = new Map(modes.map((m) => [m.name, residentOf(m.pid)?.rssBytes]));
   const cells: Cell[] = [];
   for (const concurrency of options.concurrencies) {
     const windows = new Map<BenchMode, LoadSample[]>(modes.map((m) => [m.name, []]));
@@ -264,7 +299,16 @@ async function measure(
       );
     }
   }
-  return cells;
+  const memory = modes.map((mode): MemoryRow => ({
+    mode: mode.name,
+    where: mode.pid === undefined ? 'this process' : 'child',
+    idleBytes: idle.get(mode.name),
+    concurrency: highest,
+    underLoad: cells.find((c) => c.mode === mode.name && c.sample.concurrency === highest)?.sample
+      .resident,
+    lifetimePeakBytes: residentOf(mode.pid)?.peakBytes,
+  }));
+  return { cells, memory };
 }
 
 main().then(

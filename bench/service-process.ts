@@ -19,17 +19,27 @@ export interface ServiceProcess {
  * telemetry bootstrap preloaded before anything it instruments, configured
  * only by `env`, and stopped by SIGTERM (which drains it and flushes its
  * telemetry). It runs from source, as `npm run dev` does, so no build is
- * needed. Resolves once the service accepts connections on its port.
+ * needed. Resolves once the service accepts connections on its port. With
+ * `profileDir`, it writes a CPU profile of its whole life there as it exits.
  */
 export async function startServiceProcess(
   name: string,
   env: Record<string, string | undefined>,
+  profileDir?: string,
 ): Promise<ServiceProcess> {
   const port = await freePort();
   const child = spawn(
     process.execPath,
     [
       '--enable-source-maps',
+      // The whole life of the process (warm-up included), written when it exits.
+      ...(profileDir
+        ? [
+            '--cpu-prof',
+            `--cpu-prof-dir=${profileDir}`,
+            `--cpu-prof-name=swap-bench-${name}.cpuprofile`,
+          ]
+        : []),
       // tsx/cjs first: --require runs in order, and the bootstrap is TypeScript.
       '--require',
       require.resolve('tsx/cjs'),
@@ -40,7 +50,8 @@ export async function startServiceProcess(
     {
       cwd: ROOT,
       env: { ...env, GRPC_PORT: String(port) },
-      stdio: ['ignore', 'inherit', 'inherit'],
+      // Its logs go to our stderr, beside the progress lines, never into the report.
+      stdio: ['ignore', 2, 2],
     },
   );
   let exitCode: number | null | undefined;

@@ -10,7 +10,7 @@ import type { BenchMode, BenchOptions } from './bench-options';
 import { BENCH_CLIENT_SPIFFE_ID, type BenchPki } from './bench-pki';
 import type { ExecuteSwap } from './load-runner';
 import type { OtlpSink } from './otlp-sink';
-import { createRawPool, RawSqlSwap } from './raw-sql-swap';
+import { createFloorPool, FloorSwap } from './floor-swap';
 import { startServiceProcess } from './service-process';
 
 const DEADLINE_MS = 30_000;
@@ -27,7 +27,7 @@ export interface SwapMode {
   /** Recorded as requested_by, so the checks can tell which mode did what. */
   actor: string;
   execute: ExecuteSwap;
-  /** Clients of the service behind the mode; absent for `sql`. */
+  /** Clients of the service behind the mode; absent for `floor`. */
   clients: ServiceClients | undefined;
   /** The service's process, when it is a child of this one. */
   pid: number | undefined;
@@ -47,7 +47,7 @@ export interface ModeSetting {
   databaseUrl: string;
   /** Prefix of every Redis key of the run (locks, fencing counter, replay cache). */
   keyPrefix: string;
-  /** Where each telemetry mode exports its traces and metrics. */
+  /** Where each child-process mode exports its traces and metrics. */
   sinks: ReadonlyMap<BenchMode, OtlpSink>;
   /** The tokens each service mode authenticates with. */
   identity: BenchIdentity;
@@ -55,11 +55,16 @@ export interface ModeSetting {
   pki: BenchPki | undefined;
 }
 
+/** The modes whose service runs in a child process, started as production starts it. */
+export function inChildProcess(name: BenchMode): boolean {
+  return name !== 'floor' && name !== 'service';
+}
+
 /**
- * Starts `name`: the service in this process through its composition root
- * (`service`, `service-redis`, `service-secure`), the service in a child
- * process as production runs it (the telemetry modes), or the raw-SQL
- * baseline (`sql`), configured like `service-redis`.
+ * Starts `name`: the floor (`floor`, by hand over pg and ioredis, configured
+ * like `service-redis`), the service in this process through its composition
+ * root (`service`, for --profile-dir and the statement census), or the
+ * service in a child process as production runs it (every other mode).
  *
  * `service-secure` is `service-redis` serving TLS that requires a client
  * certificate (GRPC_TLS_CLIENT_CA_FILE) beside the same JWKS; its client
@@ -77,17 +82,17 @@ export async function startMode(
 ): Promise<SwapMode> {
   const actor = name === 'service-secure' ? BENCH_CLIENT_SPIFFE_ID : `bench-${name}`;
   const env = serviceEnv(name, options, setting);
-  if (name === 'sql') {
+  if (name === 'floor') {
     const config = loadConfig(env);
-    const pool = createRawPool(setting.databaseUrl, options.poolMax);
+    const pool = createFloorPool(setting.databaseUrl, options.poolMax);
     // Like the service's own client: fail fast, no offline queue, so it must be ready first.
     const redis = createRedisClient(config.redis, pino({ level: 'silent' }))!;
     if (redis.status !== 'ready') await new Promise((ready) => redis.once('ready', ready));
-    const raw = new RawSqlSwap(pool, redis, config);
+    const floor = new FloorSwap(pool, redis, config);
     return {
       name,
       actor,
-      execute: (request) => raw.execute(request, actor),
+      execute: (request) => floor.execute(request, actor),
       clients: undefined,
       pid: undefined,
       stop: async () => {
@@ -96,8 +101,8 @@ export async function startMode(
       },
     };
   }
-  const service = name.startsWith('telemetry')
-    ? await startServiceProcess(name, env)
+  const service = inChildProcess(name)
+    ? await startServiceProcess(name, env, options.profileDir)
     : await startService(loadConfig(env));
   const transport =
     name === 'service-secure' ? pkiOf(setting).credentials() : credentials.createInsecure();
@@ -170,9 +175,12 @@ function serviceEnv(
     ...setting.identity.env,
     ...(name !== 'service' && { REDIS_URL: options.redisUrl, LOCK_KEY_PREFIX: setting.keyPrefix }),
     ...(name === 'service-secure' && pkiOf(setting).env),
+    // `prepared` (the default) is the lean write path; `orm` today's pure MikroORM one.
+    SCHEDULE_WRITES: name === 'service-orm' ? 'orm' : 'prepared',
   };
+  if (!inChildProcess(name)) return common;
   const sink = setting.sinks.get(name);
-  if (!name.startsWith('telemetry') || !sink) return common;
+  if (!sink) throw new Error(`${name} needs its OTLP sink (setting.sinks)`);
   const inherited = Object.entries(process.env).filter(
     ([variable]) => !CONFIG_ENV_NAMES.includes(variable) && !variable.startsWith('OTEL_'),
   );
@@ -186,6 +194,7 @@ function serviceEnv(
     LOG_LEVEL: 'warn',
     OTEL_SERVICE_NAME: 'swap-service-bench',
     OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
+    // Full sampling: every span of every swap is exported.
     ...(name === 'telemetry-off'
       ? { OTEL_SDK_DISABLED: 'true' }
       : { OTEL_TRACES_SAMPLER: 'always_on' }),

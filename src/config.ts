@@ -72,6 +72,12 @@ const EnvSchema = z.object({
     .max(24 * 365)
     .default(24),
   SHORT_NOTICE_DAYS: int(0, 365).default(14),
+  /**
+   * How a swap's row changes are written: `prepared` statements (one round
+   * trip, planned once per connection), or `orm`, the ORM loading and
+   * flushing each row (kept for the bench to measure against).
+   */
+  SCHEDULE_WRITES: z.enum(['prepared', 'orm']).default('prepared'),
   /** The program's IANA time zone: its midnight starts "today" for PAST_WEEK, SHORT_NOTICE and detection. */
   PROGRAM_TIME_ZONE: z
     .string()
@@ -183,6 +189,7 @@ export interface Config {
   swaps: {
     rollbackWindowMs: number;
     shortNoticeDays: number;
+    scheduleWrites: 'prepared' | 'orm';
   };
   /** The program's IANA time zone; its local midnight starts each day. */
   timeZone: string;
@@ -397,6 +404,7 @@ export function loadConfig(
     swaps: {
       rollbackWindowMs: e.ROLLBACK_WINDOW_HOURS * 3_600_000,
       shortNoticeDays: e.SHORT_NOTICE_DAYS,
+      scheduleWrites: e.SCHEDULE_WRITES,
     },
     timeZone: e.PROGRAM_TIME_ZONE,
     readiness: {

@@ -43,6 +43,8 @@ import { createLogger } from './logger';
 import { createServiceTelemetry, observeGauges } from './observability/service-telemetry';
 import { shutdownTelemetry } from './observability/telemetry-shutdown';
 import { ExecuteSwap } from './swaps/execute-swap';
+import { OrmSwapWrites } from './swaps/orm-swap-writes';
+import { PreparedSwapWrites } from './swaps/prepared-swap-writes';
 import { RollbackSwap } from './swaps/rollback-swap';
 import { SwapQueries } from './swaps/swap-queries';
 import { ValidateSwap } from './swaps/validate-swap';
@@ -136,7 +138,9 @@ export async function startService(
       replayed: [audit.onReplayed, ...(extra.replayed ?? [])],
     });
     const swapQueries = new SwapQueries(transactions);
-    const executeSwap = new ExecuteSwap(writePath, clock, config.swaps, telemetry);
+    const swapWrites =
+      config.swaps.scheduleWrites === 'orm' ? new OrmSwapWrites() : new PreparedSwapWrites();
+    const executeSwap = new ExecuteSwap(writePath, swapWrites, clock, config.swaps, telemetry);
     const planner = new ResolutionPlanner(clock, config.swaps.shortNoticeDays);
     const resolveConflict = new ResolveConflict(
       writePath,
@@ -161,7 +165,14 @@ export async function startService(
           {
             executeSwap,
             validateSwap: new ValidateSwap(transactions, clock, config.swaps, telemetry),
-            rollbackSwap: new RollbackSwap(writePath, swapQueries, clock, config.swaps, telemetry),
+            rollbackSwap: new RollbackSwap(
+              writePath,
+              swapWrites,
+              swapQueries,
+              clock,
+              config.swaps,
+              telemetry,
+            ),
             queries: swapQueries,
           },
           handlerDeps,

@@ -93,16 +93,17 @@ function expectRetryableUnavailable(error: ServiceError, reason: string): void {
   expect(retryDelayMsOf(error)).toBeGreaterThan(0);
 }
 
-it('answers UNAVAILABLE when the idempotency lookup loses its connection, and the retry runs', async () => {
+it('answers UNAVAILABLE when the idempotency claim loses its connection, and the retry runs', async () => {
   const pair = await fmitSwapPair(fx, { sourceWeek: W, targetWeek: addDays(W, 14), reason: 'x' });
   const request = pair.request();
-  // The lookup waits behind this lock; its backend is then terminated (57P01).
+  // The claim, the transaction's first statement, waits behind this lock; its
+  // backend is then terminated (57P01).
   const holder = await connect(db.url);
   await holder.query('begin; lock table idempotency_record in access exclusive mode');
   try {
     const call = failure(ts.api.executeSwap(request));
-    await waitFor('the lookup to wait', async () => {
-      const pids = await lockWaiters('%from idempotency_record%');
+    await waitFor('the claim to wait', async () => {
+      const pids = await lockWaiters('%into idempotency_record%');
       for (const pid of pids) await fx.db.query('select pg_terminate_backend($1)', [pid]);
       return pids.length > 0;
     });

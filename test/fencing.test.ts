@@ -6,7 +6,6 @@ import type { FacultyWeekKey } from '../src/schedule/faculty-week-key';
 import {
   type FencedOut,
   type FencingGrant,
-  fenceFacultyWeeks,
   lockFacultyWeeks,
 } from '../src/write-path/faculty-week-rows';
 import { ScheduleFixture } from './support/schedule-fixture';
@@ -37,10 +36,7 @@ const WEEK = '2030-03-04';
 
 /** One transaction that locks the weeks and fences them under `grant`, as the write context does. */
 function fence(keys: FacultyWeekKey[], grant: FencingGrant): Promise<FencedOut[]> {
-  return orm.em.fork().transactional(async (em) => {
-    await lockFacultyWeeks(em, keys);
-    return fenceFacultyWeeks(em, keys, grant);
-  });
+  return orm.em.fork().transactional((em) => lockFacultyWeeks(em, { written: keys }, grant));
 }
 
 async function recorded(key: FacultyWeekKey): Promise<{ token: string; owner: string | null }> {

@@ -66,6 +66,7 @@ function assignment(
     pgyLevel: who.pgyLevel,
     role: options.role ?? 'primary',
     rotation: options.rotation ?? 'FMIT',
+    version: 1,
   };
 }
 
@@ -107,6 +108,8 @@ function factsFor(command: SwapCommand, schedule: Schedule): ScheduleFacts {
         wanted.has(ab.personId) &&
         windows.some(([from, to]) => ab.startDate <= to && ab.endDate >= from),
     ),
+    // The rules never read calls: they move with the week whatever they are.
+    cascadingCalls: [],
   };
 }
 
@@ -630,6 +633,7 @@ describe('judgeSwap properties', () => {
               facultyAssignments: shuffled(facts.facultyAssignments, seed),
               affectedBlockRosters: shuffled(facts.affectedBlockRosters, seed + 1),
               blockingAbsences: shuffled(facts.blockingAbsences, seed + 2),
+              cascadingCalls: facts.cascadingCalls,
             },
             ctx,
           );

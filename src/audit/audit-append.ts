@@ -1,6 +1,11 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { sqlArray } from '../db/sql-array';
+import { preparedStatement, runPrepared } from '../db/prepared-statement';
 import type { AuditEntry } from './audit-event';
+
+const APPEND = preparedStatement<object>(
+  'audit_append',
+  `select audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::uuid[], $11::uuid[], $12)`,
+);
 
 /**
  * Appends one row to the chain in `em`'s transaction (the migration's
@@ -9,7 +14,7 @@ import type { AuditEntry } from './audit-event';
  * the trail waits for this COMMIT, and only for it.
  */
 export async function appendAuditEntry(em: EntityManager, entry: AuditEntry): Promise<void> {
-  await em.execute(`select audit_append(?, ?, ?, ?, ?, ?, ?, ?, ?, ?::uuid[], ?::uuid[], ?)`, [
+  await runPrepared(em, APPEND, [
     entry.principal,
     entry.onBehalfOf,
     entry.peer,
@@ -19,8 +24,8 @@ export async function appendAuditEntry(em: EntityManager, entry: AuditEntry): Pr
     entry.status,
     entry.reason,
     entry.replayed,
-    sqlArray(entry.swapIds),
-    sqlArray(entry.conflictIds),
+    entry.swapIds,
+    entry.conflictIds,
     entry.traceId,
   ]);
 }

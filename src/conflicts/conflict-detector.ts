@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { sqlArray } from '../db/sql-array';
+import { preparedStatement, runPrepared } from '../db/prepared-statement';
 import { addDays } from '../domain/calendar';
 import type { ScheduleChange } from '../write-path/write-hooks';
 import { ConflictAlert } from './conflict-alert.entity';
@@ -14,14 +14,16 @@ export interface DetectionSettings {
 
 // Every rule is one branch of the candidates query; the insert skips those
 // already open (or ignored), so detection can run any number of times.
-// Parameters, in order: first week, last week, back-to-back days, alternation
-// window (days), max alternations, causing swap id, faculty filter (null: all),
-// first week, last week.
-const DETECT_SQL = `
+// Parameters: $1 first week, $2 last week, $3 back-to-back days, $4 alternation
+// window (days), $5 max alternations, $6 causing swap id, $7 faculty filter
+// (null: all).
+const DETECT = preparedStatement<{ id: string }>(
+  'conflicts.detect',
+  `
 with params as (
-  select ?::date as first_week, ?::date as last_week, ?::int as b2b_days,
-         ?::int as window_days, ?::int as max_alternations, ?::uuid as swap_id,
-         ?::uuid[] as faculty
+  select $1::date as first_week, $2::date as last_week, $3::int as b2b_days,
+         $4::int as window_days, $5::int as max_alternations, $6::uuid as swap_id,
+         $7::uuid[] as faculty
 ), work_weeks as (
   select a.person_id, date_trunc('week', b.date)::date as week, bool_or(a.rotation = 'FMIT') as fmit
   from assignment a
@@ -33,6 +35,14 @@ with params as (
   group by 1, 2
 ), fmit_weeks as (
   select person_id, week from work_weeks where fmit
+), fmit_holders as (
+  -- Everyone holding FMIT in the weeks alerts are raised for, not only the
+  -- faculty this scan is limited to.
+  select distinct a.person_id, date_trunc('week', b.date)::date as week
+  from assignment a
+  join block b on b.id = a.block_id
+  cross join params
+  where a.rotation = 'FMIT' and b.date between params.first_week and params.last_week + 6
 ), leave_overlap as (
   select distinct on (f.person_id, f.week)
          'LEAVE_FMIT_OVERLAP'::text as type, 'CRITICAL'::text as severity, f.person_id, f.week, ab.id as absence_id,
@@ -66,16 +76,17 @@ with params as (
   where switches > (select max_alternations from params)
     and coalesce(before, 0) <= (select max_alternations from params)
 ), call_cascade as (
+  -- An anti-join against the window's FMIT holders: a correlated NOT EXISTS
+  -- walked the call holder's whole FMIT history for every call.
   select distinct on (f.person_id, f.week)
          'CALL_CASCADE'::text, 'WARNING'::text, f.person_id, f.week, null::uuid,
          format('the %s call on %s is held by someone other than the FMIT faculty member', c.call_type, c.date)
   from fmit_weeks f
+  cross join params
   join call_assignment c on c.date in (f.week + 4, f.week + 5)
-  -- Against every FMIT holder of the week, not only the faculty this scan is limited to.
-  where not exists (
-    select 1 from assignment a2 join block b2 on b2.id = a2.block_id
-    where a2.person_id = c.person_id and a2.rotation = 'FMIT' and b2.date between f.week and f.week + 6)
-  order by f.person_id, f.week, c.date
+  left join fmit_holders h on h.person_id = c.person_id and h.week = f.week
+  where h.person_id is null and f.week between params.first_week and params.last_week
+  order by f.person_id, f.week, c.date, c.id
 ), candidates as (
   select * from leave_overlap
   union all select * from back_to_back
@@ -86,9 +97,10 @@ insert into conflict_alert (id, faculty_id, type, severity, week_start, absence_
 select gen_random_uuid(), c.person_id, c.type, c.severity, c.week, c.absence_id, (select swap_id from params),
        'NEW', c.description, now()
 from candidates c
-where c.week between ?::date and ?::date
+where c.week between $1::date and $2::date
 on conflict (type, faculty_id, week_start) where status in ('NEW', 'ACKNOWLEDGED', 'IGNORED') do nothing
-returning id`;
+returning id`,
+);
 
 /**
  * Scans the schedule for conflicts and raises the alerts that are not already
@@ -109,16 +121,14 @@ export class ConflictDetector {
     lastWeek: string,
     scope: { causedBySwap?: string; faculty?: readonly string[] } = {},
   ): Promise<ConflictAlert[]> {
-    const created = await em.execute<{ id: string }[]>(DETECT_SQL, [
+    const created = await runPrepared(em, DETECT, [
       firstWeek,
       lastWeek,
       this.settings.backToBackDays,
       this.settings.alternationWindowWeeks * 7,
       this.settings.maxAlternations,
       scope.causedBySwap ?? null,
-      scope.faculty ? sqlArray(scope.faculty) : null,
-      firstWeek,
-      lastWeek,
+      scope.faculty ?? null,
     ]);
     if (created.length === 0) return [];
     return em.find(

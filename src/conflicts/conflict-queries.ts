@@ -1,4 +1,4 @@
-import type { FilterQuery } from '@mikro-orm/core';
+import { type FilterQuery, raw } from '@mikro-orm/core';
 import { parseIsoDate } from '../domain/calendar';
 import type { CallContext } from '../domain/call-context';
 import { isAcceptedDate } from '../domain/date-range';
@@ -54,11 +54,10 @@ export class ConflictQueries {
     const fingerprint = JSON.stringify(filter);
     if (pageToken) {
       const cursor = decodeCursor(pageToken, fingerprint);
+      // A row value, so the index on (week_start, id) bounds the scan: an OR of
+      // the two comparisons is only a filter over everything before the cursor.
       where.push({
-        $or: [
-          { weekStart: { $gt: cursor.week } },
-          { weekStart: cursor.week, id: { $gt: cursor.id } },
-        ],
+        [raw('(week_start, id) > (?::date, ?::uuid)', [cursor.week, cursor.id])]: [],
       });
     }
     const rows = await this.transactions.transactionally(

@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { preparedStatement, runPrepared } from '../db/prepared-statement';
 import type { Logger } from 'pino';
 import type { CircuitBreaker } from './circuit-breaker';
 import type { LockRedisClient } from './redis-lock-scripts';
@@ -14,25 +15,34 @@ export interface IdempotencySettings {
   keyPrefix: string;
 }
 
-const LOOKUP_SQL = `
+const LOOKUP = preparedStatement<StoredResponse>(
+  'idempotency_lookup',
+  `
 select fingerprint, response from idempotency_record
-where scope = ? and request_id = ? and expires_at > now() and response is not null`;
+where scope = $1 and request_id = $2 and expires_at > now() and response is not null`,
+);
 
 // Claims the key for this transaction. A live key of a committed call makes it
 // return nothing; a key claimed by a transaction still running makes it wait for
 // that transaction; an expired key is taken over as new.
-const CLAIM_SQL = `
+const CLAIM = preparedStatement<{ claimed: number }>(
+  'idempotency_claim',
+  `
 insert into idempotency_record (scope, request_id, fingerprint, expires_at)
-values (?, ?, ?, now() + ?::interval)
+values ($1, $2, $3, now() + $4::interval)
 on conflict (scope, request_id) do update
   set fingerprint = excluded.fingerprint, response = null, created_at = now(), expires_at = excluded.expires_at
   where idempotency_record.expires_at <= now()
-returning 1 as claimed`;
+returning 1 as claimed`,
+);
 
 // Returns how long the key has left, by the database's clock, so the cache never outlives it.
-const COMPLETE_SQL = `
-update idempotency_record set response = ? where scope = ? and request_id = ?
-returning greatest(0, floor(extract(epoch from (expires_at - clock_timestamp())) * 1000))::float8 as "ttlMs"`;
+const COMPLETE = preparedStatement<{ ttlMs: number }>(
+  'idempotency_complete',
+  `
+update idempotency_record set response = $1 where scope = $2 and request_id = $3
+returning greatest(0, floor(extract(epoch from (expires_at - clock_timestamp())) * 1000))::float8 as "ttlMs"`,
+);
 
 /**
  * Idempotency keys kept in PostgreSQL, in the same transaction as the change
@@ -58,12 +68,9 @@ export class IdempotencyStore {
     scope: string,
     requestId: string,
   ): Promise<StoredResponse | undefined> {
-    const cached = await this.cacheGet(scope, requestId);
+    const cached = await this.cached(scope, requestId);
     if (cached) return cached;
-    const [row] = await em.execute<{ fingerprint: string; response: Buffer }[]>(LOOKUP_SQL, [
-      scope,
-      requestId,
-    ]);
+    const [row] = await runPrepared(em, LOOKUP, [scope, requestId]);
     return row;
   }
 
@@ -77,17 +84,14 @@ export class IdempotencyStore {
     requestId: string,
     fingerprint: string,
   ): Promise<StoredResponse | undefined> {
-    const claimed = await em.execute<{ claimed: number }[]>(CLAIM_SQL, [
+    const claimed = await runPrepared(em, CLAIM, [
       scope,
       requestId,
       fingerprint,
       `${this.settings.retentionMs} milliseconds`,
     ]);
     if (claimed.length > 0) return undefined;
-    const [row] = await em.execute<{ fingerprint: string; response: Buffer }[]>(LOOKUP_SQL, [
-      scope,
-      requestId,
-    ]);
+    const [row] = await runPrepared(em, LOOKUP, [scope, requestId]);
     if (!row)
       throw new Error(`idempotency key ${scope}/${requestId} is neither claimable nor complete`);
     return row;
@@ -103,11 +107,7 @@ export class IdempotencyStore {
     requestId: string,
     response: Uint8Array,
   ): Promise<number> {
-    const [row] = await em.execute<{ ttlMs: number }[]>(COMPLETE_SQL, [
-      Buffer.from(response),
-      scope,
-      requestId,
-    ]);
+    const [row] = await runPrepared(em, COMPLETE, [Buffer.from(response), scope, requestId]);
     return row?.ttlMs ?? 0;
   }
 
@@ -128,7 +128,11 @@ export class IdempotencyStore {
       );
   }
 
-  private async cacheGet(scope: string, requestId: string): Promise<StoredResponse | undefined> {
+  /**
+   * The committed response for a key if the replay cache has it, else
+   * undefined (a miss proves nothing: the database may still hold one).
+   */
+  async cached(scope: string, requestId: string): Promise<StoredResponse | undefined> {
     if (!this.cache) return undefined;
     const { client, breaker } = this.cache;
     try {

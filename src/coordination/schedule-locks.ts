@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Span } from '@opentelemetry/api';
 import type { Logger } from 'pino';
-import { sqlArray } from '../db/sql-array';
+import { preparedStatement, runPrepared } from '../db/prepared-statement';
 import { type CallBudget, remainingMs } from '../domain/call-budget';
 import {
   BreakerOpenError,
@@ -48,7 +48,10 @@ export interface ScheduleLockStats {
 }
 
 // Advisory transaction locks on the same names, in one order; released with the transaction.
-const ADVISORY_SQL = `select pg_advisory_xact_lock(hashtextextended(k, 0)) from unnest(?::text[]) as k order by k`;
+const ADVISORY = preparedStatement<object>(
+  'advisory_locks',
+  `select pg_advisory_xact_lock(hashtextextended(k, 0)) from unnest($1::text[]) as k order by k`,
+);
 
 /**
  * How long past its call's deadline a lease keeps extending itself: longer
@@ -267,7 +270,7 @@ export class ScheduleLocks {
       budget,
       enter: async (em: EntityManager) => {
         const started = performance.now();
-        await em.execute(ADVISORY_SQL, [sqlArray(sorted)]);
+        await runPrepared(em, ADVISORY, [sorted]);
         this.counters.acquired.postgres++;
         this.record(span, {
           keys: sorted.length,

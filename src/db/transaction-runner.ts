@@ -10,11 +10,11 @@ import {
   DeadlineExceededError,
   DomainError,
   ServiceUnavailableError,
-  StaleScheduleError,
 } from '../domain/errors';
 import { isFailure, recordOutcome } from '../observability/span-status';
 import type { ServiceTelemetry } from '../observability/service-telemetry';
 import { AttemptLimit } from './attempt-limit';
+import { preparedStatement, runPrepared } from './prepared-statement';
 import { isConnectionFailure, isPoolTimeout } from './connection-failure';
 import { connectionOf, destroyConnection } from './hung-connection';
 import { emptyTransactionStats, type TransactionStats } from './transaction-stats';
@@ -42,8 +42,7 @@ export type UnitOfWork<T> = (em: EntityManager, attempt: number) => Promise<T>;
  * Keys are the labels used in stats and metrics.
  */
 export function retryReasonOf(error: unknown): string | undefined {
-  if (error instanceof OptimisticLockError || error instanceof StaleScheduleError)
-    return 'optimistic_lock';
+  if (error instanceof OptimisticLockError) return 'optimistic_lock';
   switch ((error as { code?: unknown } | null)?.code) {
     case '40001':
       return 'serialization_failure';
@@ -55,6 +54,12 @@ export function retryReasonOf(error: unknown): string | undefined {
       return undefined;
   }
 }
+
+// Both timeouts for this transaction only (set_config's `true`: SET LOCAL).
+const SET_TIMEOUTS = preparedStatement<object>(
+  'transaction_timeouts',
+  `select set_config('lock_timeout', $1, true), set_config('statement_timeout', $1, true)`,
+);
 
 const QUERY_CANCELED = '57014';
 /**
@@ -309,10 +314,7 @@ export class TransactionRunner {
     let open = true;
     try {
       const timeout = Math.max(1, Math.min(remainingMs(budget), this.settings.timeoutCeilingMs));
-      await em.execute(
-        `select set_config('lock_timeout', ?, true), set_config('statement_timeout', ?, true)`,
-        [`${timeout}ms`, `${timeout}ms`],
-      );
+      await runPrepared(em, SET_TIMEOUTS, [`${timeout}ms`]);
       const result = await work(em, attempt);
       await em.flush();
       // The last moment to refuse: after this, the caller may be told of a

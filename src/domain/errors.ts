@@ -158,18 +158,6 @@ export class ConcurrencyConflictError extends DomainError {
   }
 }
 
-/**
- * A row changed between the moment a write read it and the moment it locked
- * it. The transaction runner retries the unit of work on fresh data, as it
- * does for a stale version; only when attempts run out does a caller see it,
- * as CONCURRENCY_CONFLICT.
- */
-export class StaleScheduleError extends ConcurrencyConflictError {
-  constructor(table: string, id: string) {
-    super('CONCURRENCY_CONFLICT', `${table} ${id} changed after it was read`, 0);
-  }
-}
-
 /** The distributed lock could not be had within the wait budget: others hold it. */
 export class LockAcquireTimeoutError extends ConcurrencyConflictError {
   constructor(

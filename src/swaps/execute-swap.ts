@@ -1,23 +1,16 @@
-import { LockMode } from '@mikro-orm/core';
 import { addDays } from '../domain/calendar';
 import type { CallContext } from '../domain/call-context';
 import type { ProgramClock } from '../domain/clock';
-import {
-  DomainError,
-  NotFoundError,
-  PreconditionFailedError,
-  StaleScheduleError,
-} from '../domain/errors';
+import { DomainError, NotFoundError, PreconditionFailedError } from '../domain/errors';
 import { inBusinessSpan } from '../observability/business-span';
 import type { ServiceTelemetry } from '../observability/service-telemetry';
-import { Assignment } from '../schedule/assignment.entity';
-import { CallAssignment } from '../schedule/call-assignment.entity';
 import { lockNameOf } from '../schedule/faculty-week-key';
-import { Person } from '../schedule/person.entity';
 import type { MutationSubjects, ScheduleChange } from '../write-path/write-hooks';
 import type { WriteContext } from '../write-path/write-context';
 import type { Committed, WritePath } from '../write-path/write-path';
+import type { CallFact } from './schedule-facts';
 import { readScheduleFacts } from './schedule-facts-reader';
+import type { SwapWrites } from './swap-writes';
 import {
   neighbourWeeksOf,
   type SwapCommand,
@@ -25,16 +18,18 @@ import {
   transfersOf,
   type WeekTransfer,
 } from './swap-command';
-import { type AssignmentMove, type CallMove, SwapRecord } from './swap-record.entity';
+import {
+  type AssignmentMove,
+  type CallMove,
+  SwapRecord,
+  type SwapMoves,
+} from './swap-record.entity';
 import { judgeSwap, ruleContextAt, type PlannedMove } from './swap-rules';
 
 export interface SwapSettings {
   /** Weeks starting sooner than this many days get a SHORT_NOTICE warning. */
   shortNoticeDays: number;
 }
-
-/** The Friday and Saturday of a week: the calls that follow whoever works it. */
-const CASCADING_CALL_DAYS = [4, 5];
 
 /**
  * ExecuteSwap: locks the faculty weeks involved, reads the schedule, judges it
@@ -45,6 +40,7 @@ const CASCADING_CALL_DAYS = [4, 5];
 export class ExecuteSwap {
   constructor(
     private readonly writePath: WritePath,
+    private readonly writes: SwapWrites,
     private readonly clock: ProgramClock,
     private readonly settings: SwapSettings,
     private readonly telemetry: ServiceTelemetry,
@@ -106,10 +102,11 @@ export class ExecuteSwap {
       throw new NotFoundError('FACULTY_NOT_FOUND', notFound.message, { subject: notFound.subject });
     if (verdict.errors.length > 0) throw new PreconditionFailedError(verdict.errors);
 
-    const assignmentMoves = await this.moveAssignments(ctx, verdict.moves);
-    const callMoves = await this.moveCalls(ctx, transfers);
+    const moves = swapMovesOf(verdict.moves, facts.cascadingCalls, transfers);
     const now = this.clock.now();
-    const record = em.create(SwapRecord, {
+    // Built as plain data, not through em.create: the writes decide whether
+    // the ORM persists it (and entity creation costs more than the insert).
+    const record = Object.assign(new SwapRecord(), {
       id: crypto.randomUUID(),
       sourceFacultyId: command.sourceFacultyId,
       sourceWeek: command.sourceWeek,
@@ -125,84 +122,56 @@ export class ExecuteSwap {
       rolledBackAt: null,
       rolledBackBy: null,
       rollbackReason: null,
-      moves: { assignments: assignmentMoves, calls: callMoves },
+      moves,
       warnings: verdict.warnings,
       fencingToken: ctx.fencingToken,
       version: 1,
-    });
+    } satisfies SwapRecord);
+    await this.writes.execute(em, record);
     await ctx.scheduleChanged(scheduleChangeOf(record));
     return record;
   }
+}
 
-  private async moveAssignments(
-    { em }: WriteContext,
-    moves: PlannedMove[],
-  ): Promise<AssignmentMove[]> {
-    const planned = new Map(moves.map((m) => [m.assignment.id, m]));
-    // A partial load is typed as a read-only view; these rows are ours to change.
-    const rows = (await em.find(
-      Assignment,
-      { id: { $in: [...planned.keys()] } },
-      {
-        lockMode: LockMode.PESSIMISTIC_WRITE,
-        orderBy: { id: 'asc' },
-        // Only what the move changes and checks; the block is already in the facts.
-        fields: ['person', 'rotation', 'version'],
-      },
-    )) as unknown as Assignment[];
-    const recorded: AssignmentMove[] = [];
-    for (const row of rows) {
-      const move = planned.get(row.id)!;
-      // The faculty-week locks keep swaps from racing here; a writer that
-      // bypassed them means the facts are stale, so the attempt starts over.
-      if (row.person.id !== move.assignment.personId)
-        throw new StaleScheduleError('assignment', row.id);
-      row.person = em.getReference(Person, move.to, { wrapped: true });
-      recorded.push({
-        assignmentId: row.id,
-        blockDate: move.assignment.blockDate,
-        blockHalf: move.assignment.blockHalf,
-        rotation: row.rotation,
-        fromPersonId: move.assignment.personId,
-        toPersonId: move.to,
-        // The flush increments the version by one, under our row lock.
-        version: row.version + 1,
-      });
-    }
-    if (rows.length !== planned.size) throw new StaleScheduleError('assignment', 'missing');
-    return recorded;
-  }
-
-  private async moveCalls({ em }: WriteContext, transfers: WeekTransfer[]): Promise<CallMove[]> {
-    const calls = (await em.find(
-      CallAssignment,
-      {
-        $or: transfers.map((t) => ({
-          person: t.giver,
-          date: { $in: CASCADING_CALL_DAYS.map((d) => addDays(t.week, d)) },
-        })),
-      },
-      {
-        lockMode: LockMode.PESSIMISTIC_WRITE,
-        orderBy: { id: 'asc' },
-        fields: ['date', 'person', 'callType', 'version'],
-      },
-    )) as unknown as CallAssignment[];
-    return calls.map((call) => {
-      const transfer = transfers.find(
-        (t) => t.giver === call.person.id && call.date >= t.week && call.date <= addDays(t.week, 6),
-      )!;
-      call.person = em.getReference(Person, transfer.receiver, { wrapped: true });
-      return {
-        callId: call.id,
-        date: call.date,
-        callType: call.callType,
-        fromPersonId: transfer.giver,
-        toPersonId: transfer.receiver,
-        version: call.version + 1,
-      };
-    });
-  }
+/**
+ * What a swap moves, as its record keeps it: the planned assignments and the
+ * givers' cascading calls, each with the version it will have, in id order.
+ */
+function swapMovesOf(
+  planned: readonly PlannedMove[],
+  calls: readonly CallFact[],
+  transfers: readonly WeekTransfer[],
+): SwapMoves {
+  const assignments = planned.map(({ assignment: a, to }): AssignmentMove => ({
+    assignmentId: a.id,
+    blockDate: a.blockDate,
+    blockHalf: a.blockHalf,
+    rotation: a.rotation,
+    fromPersonId: a.personId,
+    toPersonId: to,
+    version: a.version + 1,
+  }));
+  const callMoves = calls.map((call): CallMove => {
+    const transfer = transfers.find(
+      (t) => t.giver === call.personId && call.date >= t.week && call.date <= addDays(t.week, 6),
+    )!;
+    return {
+      callId: call.id,
+      date: call.date,
+      callType: call.callType,
+      fromPersonId: call.personId,
+      toPersonId: transfer.receiver,
+      version: call.version + 1,
+    };
+  });
+  const byId =
+    <M>(id: (m: M) => string) =>
+    (x: M, y: M) =>
+      id(x) < id(y) ? -1 : id(x) > id(y) ? 1 : 0;
+  return {
+    assignments: assignments.sort(byId((m) => m.assignmentId)),
+    calls: callMoves.sort(byId((m) => m.callId)),
+  };
 }
 
 /** The lock names a swap must hold: each faculty week it changes. */

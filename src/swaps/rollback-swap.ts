@@ -1,18 +1,16 @@
 import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { sqlArray } from '../db/sql-array';
+import { preparedStatement, runPrepared } from '../db/prepared-statement';
 import type { CallContext } from '../domain/call-context';
 import type { ProgramClock } from '../domain/clock';
 import { NotFoundError, PreconditionFailedError, type RuleViolation } from '../domain/errors';
 import { inBusinessSpan } from '../observability/business-span';
 import type { ServiceTelemetry } from '../observability/service-telemetry';
-import { Assignment } from '../schedule/assignment.entity';
-import { CallAssignment } from '../schedule/call-assignment.entity';
 import { lockNameOf } from '../schedule/faculty-week-key';
-import { Person } from '../schedule/person.entity';
 import type { WriteContext } from '../write-path/write-context';
 import type { Committed, WritePath } from '../write-path/write-path';
 import { outcomeOf, scheduleChangeOf, swapSubjectsOf } from './execute-swap';
+import type { SwapWrites } from './swap-writes';
 import { touchedWeeksOf, transfersOf } from './swap-command';
 import type { SwapQueries } from './swap-queries';
 import { SwapRecord } from './swap-record.entity';
@@ -23,14 +21,17 @@ export interface RollbackSettings {
 }
 
 // Blocks where a former holder has since been given another assignment: moving
-// theirs back would double-book them.
-const REBOOKED_SQL = `
-select b.date as "blockDate", b.half as "blockHalf", a.person_id as "personId"
-from assignment a join block b on b.id = a.block_id
-join unnest(?::uuid[], ?::uuid[]) as m(assignment_id, person_id)
-  on a.person_id = m.person_id
- and a.block_id = (select block_id from assignment where id = m.assignment_id)
-where a.id <> all(?::uuid[])`;
+// theirs back would double-book them. $1 the moved assignments, $2 their former holders.
+const REBOOKED = preparedStatement<{ blockDate: string; blockHalf: string; personId: string }>(
+  'swap_rollback_rebooked',
+  `
+select b.date::text as "blockDate", b.half as "blockHalf", a.person_id as "personId"
+from unnest($1::uuid[], $2::uuid[]) as m(assignment_id, person_id)
+join assignment moved on moved.id = m.assignment_id
+join assignment a on a.block_id = moved.block_id and a.person_id = m.person_id
+join block b on b.id = a.block_id
+where a.id <> all($1::uuid[])`,
+);
 
 /**
  * RollbackSwap: within its window, moves exactly the rows a swap moved back to
@@ -40,6 +41,7 @@ where a.id <> all(?::uuid[])`;
 export class RollbackSwap {
   constructor(
     private readonly writePath: WritePath,
+    private readonly writes: SwapWrites,
     private readonly queries: SwapQueries,
     private readonly clock: ProgramClock,
     private readonly settings: RollbackSettings,
@@ -90,48 +92,18 @@ export class RollbackSwap {
     this.assertRollbackable(record);
 
     await ctx.lockFacultyWeeks({ written: touchedWeeksOf(transfersOf(record)) });
-    const { assignments: assignmentMoves, calls: callMoves } = record.moves;
-    const violations: RuleViolation[] = [];
-
-    const assignments = await em.find(
-      Assignment,
-      { id: { $in: assignmentMoves.map((m) => m.assignmentId) } },
-      { lockMode: LockMode.PESSIMISTIC_WRITE, orderBy: { id: 'asc' } },
-    );
-    const calls = callMoves.length
-      ? await em.find(
-          CallAssignment,
-          { id: { $in: callMoves.map((m) => m.callId) } },
-          { lockMode: LockMode.PESSIMISTIC_WRITE, orderBy: { id: 'asc' } },
-        )
-      : [];
-    const assignmentById = new Map(assignments.map((a) => [a.id, a]));
-    const callById = new Map(calls.map((c) => [c.id, c]));
-    for (const m of assignmentMoves) {
-      const row = assignmentById.get(m.assignmentId);
-      if (!row || row.version !== m.version || row.person.id !== m.toPersonId) {
-        violations.push(
-          changedSince('assignment', m.assignmentId, `${m.blockDate} ${m.blockHalf}`),
-        );
-      }
-    }
-    for (const m of callMoves) {
-      const row = callById.get(m.callId);
-      if (!row || row.version !== m.version || row.person.id !== m.toPersonId) {
-        violations.push(changedSince('call', m.callId, `${m.date} ${m.callType}`));
-      }
-    }
+    // Moved back at once, each row only if it is still as the swap left it;
+    // a refusal undoes whatever did move.
+    const changed = await this.writes.revert(em, record.moves);
+    const violations: RuleViolation[] = [
+      ...changed.assignments.map((m) =>
+        changedSince('assignment', m.assignmentId, `${m.blockDate} ${m.blockHalf}`),
+      ),
+      ...changed.calls.map((m) => changedSince('call', m.callId, `${m.date} ${m.callType}`)),
+    ];
     if (violations.length === 0) violations.push(...(await this.rebookings(em, record)));
     if (violations.length > 0) throw new PreconditionFailedError(violations);
 
-    for (const m of assignmentMoves) {
-      assignmentById.get(m.assignmentId)!.person = em.getReference(Person, m.fromPersonId, {
-        wrapped: true,
-      });
-    }
-    for (const m of callMoves) {
-      callById.get(m.callId)!.person = em.getReference(Person, m.fromPersonId, { wrapped: true });
-    }
     record.status = 'ROLLED_BACK';
     record.rolledBackAt = this.clock.now();
     record.rolledBackBy = ctx.actor;
@@ -167,14 +139,10 @@ export class RollbackSwap {
 
   private async rebookings(em: EntityManager, record: SwapRecord): Promise<RuleViolation[]> {
     const moves = record.moves.assignments;
-    const rows = await em.execute<{ blockDate: string; blockHalf: string; personId: string }[]>(
-      REBOOKED_SQL,
-      [
-        sqlArray(moves.map((m) => m.assignmentId)),
-        sqlArray(moves.map((m) => m.fromPersonId)),
-        sqlArray(moves.map((m) => m.assignmentId)),
-      ],
-    );
+    const rows = await runPrepared(em, REBOOKED, [
+      moves.map((m) => m.assignmentId),
+      moves.map((m) => m.fromPersonId),
+    ]);
     return rows.map((r) => ({
       reason: 'DOUBLE_BOOKING',
       message: `faculty ${r.personId} has been given block ${r.blockDate} ${r.blockHalf} since the swap`,

@@ -1,4 +1,5 @@
 import type { AssignmentRole } from '../schedule/assignment.entity';
+import type { CallType } from '../schedule/call-assignment.entity';
 import type { FacultyRole, PersonKind } from '../schedule/person.entity';
 
 /**
@@ -15,6 +16,8 @@ export interface ScheduleFacts {
   affectedBlockRosters: readonly AssignmentFact[];
   /** Blocking absences of the swapping faculty that overlap the swapped weeks. */
   blockingAbsences: readonly AbsenceFact[];
+  /** The givers' calls on the cascading days of the weeks they give, which move with them; by id. */
+  cascadingCalls: readonly CallFact[];
 }
 
 export interface PersonFacts {
@@ -34,6 +37,17 @@ export interface AssignmentFact {
   pgyLevel: number | null;
   role: AssignmentRole;
   rotation: string;
+  /** As read under the faculty-week locks; a move checks it is still the row's version. */
+  version: number;
+}
+
+export interface CallFact {
+  id: string;
+  date: string;
+  personId: string;
+  callType: CallType;
+  /** As read under the faculty-week locks; a move checks it is still the row's version. */
+  version: number;
 }
 
 export interface AbsenceFact {

@@ -14,6 +14,12 @@ export interface SwapCommand {
   reason: string;
 }
 
+/**
+ * The Friday and Saturday of a week (days after its Monday): the calls that
+ * follow whoever works it, and so move with the week.
+ */
+export const CASCADING_CALL_DAYS = [4, 5] as const;
+
 /** One direction of a swap: `giver`'s work in `week` goes to `receiver`. */
 export interface WeekTransfer {
   giver: string;

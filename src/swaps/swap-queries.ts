@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { FilterQuery } from '@mikro-orm/core';
+import { raw } from '@mikro-orm/core';
+import type { QBFilterQuery } from '@mikro-orm/postgresql';
 import type { CallContext } from '../domain/call-context';
 import { isAcceptedInstant } from '../domain/date-range';
 import { InvalidArgumentError, NotFoundError } from '../domain/errors';
@@ -57,7 +58,7 @@ export class SwapQueries {
   ): Promise<SwapPage> {
     const fingerprint = filterFingerprint(filter);
     const cursor = pageToken ? decodeCursor(pageToken, fingerprint) : undefined;
-    const where: FilterQuery<SwapRecord>[] = [];
+    const where: QBFilterQuery<SwapRecord>[] = [];
     if (filter.facultyId) {
       where.push({
         $or: [{ sourceFacultyId: filter.facultyId }, { targetFacultyId: filter.facultyId }],
@@ -72,28 +73,42 @@ export class SwapQueries {
     }
     if (filter.status) where.push({ status: filter.status });
     if (cursor) {
-      const at = new Date(cursor.at);
+      // A row value, so the index on (requested_at desc, id desc) bounds the
+      // scan: an OR of the two comparisons is only a filter over every newer row.
       where.push({
-        $or: [{ requestedAt: { $lt: at } }, { requestedAt: at, id: { $lt: cursor.id } }],
+        [raw('(requested_at, id) < (?::timestamptz, ?::uuid)', [cursor.at, cursor.id])]: [],
       });
     }
+    // Plain rows through the query builder, not managed entities: a page is
+    // only read, and 51 managed records cost ~12 ms of Node per page to
+    // hydrate and then to diff against their snapshots (moves and all) when
+    // the read-only transaction flushes at commit; the SQL takes 0.1 ms.
     const rows = await this.transactions.transactionally(
       call.budget,
       (em) =>
-        em.find(SwapRecord, where.length ? { $and: where } : {}, {
-          orderBy: [{ requestedAt: 'desc' }, { id: 'desc' }],
-          limit: pageSize + 1,
-        }),
+        em
+          .createQueryBuilder(SwapRecord)
+          .select('*')
+          .where(where.length ? { $and: where } : {})
+          .orderBy([{ requestedAt: 'desc' }, { id: 'desc' }])
+          .limit(pageSize + 1)
+          .execute<SwapRecord[]>('all', true),
       { readOnly: true },
     );
     const swaps = rows.slice(0, pageSize);
     const last = swaps[swaps.length - 1];
     const nextPageToken =
-      rows.length > pageSize && last
-        ? encodeCursor({ at: last.requestedAt.toISOString(), id: last.id, f: fingerprint })
-        : '';
+      rows.length > pageSize && last ? swapPageToken(filter, last.requestedAt, last.id) : '';
     return { swaps, nextPageToken };
   }
+}
+
+/**
+ * The page token whose page starts after the swap (`requestedAt`, `id`) in
+ * `filter`'s order: what a page ending on that swap hands out.
+ */
+export function swapPageToken(filter: SwapFilter, requestedAt: Date, id: string): string {
+  return encodeCursor({ at: requestedAt.toISOString(), id, f: filterFingerprint(filter) });
 }
 
 function filterFingerprint(filter: SwapFilter): string {

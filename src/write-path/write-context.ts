@@ -1,17 +1,8 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { LockGuard } from '../coordination/lock-guard';
 import { ConcurrencyConflictError } from '../domain/errors';
-import type { FacultyWeekKey } from '../schedule/faculty-week-key';
-import { fenceFacultyWeeks, lockFacultyWeeks } from './faculty-week-rows';
+import { type FacultyWeekLocks, lockFacultyWeeks } from './faculty-week-rows';
 import type { ScheduleChange, ScheduleChangeHook } from './write-hooks';
-
-/** Which faculty weeks a write locks, and which of them it changes. */
-export interface FacultyWeekLocks {
-  /** The weeks the change writes: locked, and fenced with the call's token. */
-  written: readonly FacultyWeekKey[];
-  /** Weeks the rules read but the change leaves alone (neighbouring weeks): locked only. */
-  read?: readonly FacultyWeekKey[];
-}
 
 /**
  * What a change gets to work with, inside one transaction attempt under the
@@ -51,11 +42,12 @@ export function writeContextOf(
     em,
     actor,
     fencingToken: guard.fencingToken,
-    lockFacultyWeeks: async ({ written, read = [] }) => {
-      await lockFacultyWeeks(em, [...written, ...read]);
-      if (guard.fencingToken === null || guard.fencingOwner === null) return;
-      const grant = { token: guard.fencingToken, owner: guard.fencingOwner };
-      const newer = await fenceFacultyWeeks(em, written, grant);
+    lockFacultyWeeks: async (weeks) => {
+      const grant =
+        guard.fencingToken === null || guard.fencingOwner === null
+          ? null
+          : { token: guard.fencingToken, owner: guard.fencingOwner };
+      const newer = await lockFacultyWeeks(em, weeks, grant);
       if (newer.length === 0) return;
       // A tie is refused as well: the retry's grant gets a token above it.
       guard.outrankedBy(newer.map((w) => w.token));

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import v8 from 'node:v8';
 import type { IdempotencyStore, StoredResponse } from '../coordination/idempotency-store';
+import type { LockGuard } from '../coordination/lock-guard';
 import type { ScheduleLocks } from '../coordination/schedule-locks';
 import type { TransactionRunner } from '../db/transaction-runner';
 import { type CallContext, idempotencyScopeOf, recordedActorOf } from '../domain/call-context';
@@ -71,7 +72,8 @@ export interface Committed<T> {
  * The one write path. Every mutating call goes through `commit`, which owns the
  * whole protocol, in this order:
  *
- * 1. replay: a committed answer for the key is returned as is; otherwise a
+ * 1. replay: a committed answer for the key (in the replay cache; for a
+ *    planned mutation, in the database too) is returned as is; otherwise a
  *    planned mutation makes its plan (what to lock and change);
  * 2. locks: the distributed locks on the change's names (advisory locks if Redis is out);
  * 3. transaction: one unit of work per attempt, retried on conflicts within the budget;
@@ -83,7 +85,10 @@ export interface Committed<T> {
  * 8. commit hooks: the last statements before COMMIT (the audit row).
  *
  * A replay (step 1, or a key found committed at step 5) runs the replay hooks
- * instead. Use cases only describe the call; none of them can skip a step.
+ * instead. A change the schedule refuses (FAILED_PRECONDITION) rolls its
+ * attempt back; the refusal is then the key's answer, claimed and stored in a
+ * transaction of its own under the same locks (steps 3–5 and 7, no change).
+ * Use cases only describe the call; none of them can skip a step.
  */
 export class WritePath {
   constructor(
@@ -102,55 +107,78 @@ export class WritePath {
     const { requestId } = mutation;
     const scope = idempotencyScopeOf(call.caller, mutation.method);
     const fingerprint = fingerprintOf(mutation.request);
-    const lookup = () =>
-      this.transactions.outsideTransaction(call.budget, (em) =>
-        this.idempotency.lookup(em, scope, requestId),
-      );
-    const earlier = await lookup();
-    if (earlier) return this.replay(call, mutation, fingerprint, earlier);
-
     let write: LockedWrite<T>;
-    try {
-      write = 'plan' in mutation ? await mutation.plan() : mutation;
-    } catch (error) {
-      // A duplicate of this call may have committed since the lookup, and the
-      // plan then saw the state it left (an alert already resolved, say).
-      const committed = await lookup();
-      if (committed) return this.replay(call, mutation, fingerprint, committed);
-      throw error;
-    }
-    const outcome = await this.underLocks(call, write, async (ctx) => {
-      const committed = await this.idempotency.claim(ctx.em, scope, requestId, fingerprint);
-      if (committed) return { kind: 'replay' as const, committed };
-      let value: T;
-      await ctx.em.execute(`savepoint ${CHANGE_SAVEPOINT}`);
+    if ('plan' in mutation) {
+      const lookup = () =>
+        this.transactions.outsideTransaction(call.budget, (em) =>
+          this.idempotency.lookup(em, scope, requestId),
+        );
+      const earlier = await lookup();
+      if (earlier) return this.replay(call, mutation, fingerprint, earlier);
       try {
-        value = await write.change(ctx);
+        write = await mutation.plan();
       } catch (error) {
-        if (!(error instanceof PreconditionFailedError)) throw error;
-        // The schedule refused the call under its claimed key: that refusal
-        // is the key's answer, committed with nothing else (whatever the
-        // change wrote is undone, its unit of work dropped), so that a
-        // duplicate delivered while the schedule moves on gets the same
-        // refusal, never a change under an id already refused.
-        await ctx.em.execute(`rollback to savepoint ${CHANGE_SAVEPOINT}`);
-        ctx.em.clear();
-        const refusal: StoredRefusal = { [REFUSAL]: error.violations };
-        await this.idempotency.complete(ctx.em, scope, requestId, v8.serialize(refusal));
-        return { kind: 'refused' as const, error };
+        // A duplicate of this call may have committed since the lookup, and the
+        // plan then saw the state it left (an alert already resolved, say).
+        const committed = await lookup();
+        if (committed) return this.replay(call, mutation, fingerprint, committed);
+        throw error;
       }
-      // Flushed first, so the answer (and its replays) carries the stored versions.
-      await ctx.em.flush();
-      const response = v8.serialize(value);
-      // Timed from before the statement is sent, so the round trip counts
-      // against the cache's lifetime rather than extending it.
-      const measuredAt = performance.now();
-      const ttlMs = await this.idempotency.complete(ctx.em, scope, requestId, response);
-      // Last, so whatever a hook locks (the audit chain's head) is held for the COMMIT alone.
-      const record = recordOf(call, mutation, fingerprint, value);
-      for (const hook of this.hooks.committed) await hook(ctx.em, record);
-      return { kind: 'fresh' as const, value, response, ttlMs, measuredAt };
-    });
+    } else {
+      // Only the cache is asked first: a committed answer in the database is
+      // found by the claim, in the transaction, as surely as by a read before
+      // it, and a fresh key (nearly every call) then costs no read of its own.
+      const cached = await this.idempotency.cached(scope, requestId);
+      if (cached) return this.replay(call, mutation, fingerprint, cached);
+      write = mutation;
+    }
+    // The refusal the change threw, if it did: it rolls its attempt back.
+    let refusal: PreconditionFailedError | undefined;
+    const outcome = await this.locks.withLocks(
+      write.lockNames,
+      call.budget,
+      write.lockWait,
+      async (guard) => {
+        try {
+          return await this.inTransaction(call, guard, async (ctx) => {
+            const committed = await this.idempotency.claim(ctx.em, scope, requestId, fingerprint);
+            if (committed) return { kind: 'replay' as const, committed };
+            const value = await write.change(ctx).catch((error: unknown) => {
+              if (error instanceof PreconditionFailedError) refusal = error;
+              throw error;
+            });
+            // Flushed first, so the answer (and its replays) carries the stored versions.
+            await ctx.em.flush();
+            const response = v8.serialize(value);
+            // Timed from before the statement is sent, so the round trip counts
+            // against the cache's lifetime rather than extending it.
+            const measuredAt = performance.now();
+            const ttlMs = await this.idempotency.complete(ctx.em, scope, requestId, response);
+            // Last, so whatever a hook locks (the audit chain's head) is held for the COMMIT alone.
+            const record = recordOf(call, mutation, fingerprint, value);
+            for (const hook of this.hooks.committed) await hook(ctx.em, record);
+            return { kind: 'fresh' as const, value, response, ttlMs, measuredAt };
+          });
+        } catch (error) {
+          if (refusal === undefined || error !== refusal) throw error;
+          // The schedule refused the call under its claimed key: that refusal
+          // is the key's answer, committed with nothing else (what the change
+          // wrote went with its attempt), still under the locks, so that a
+          // duplicate delivered while the schedule moves on gets the same
+          // refusal, never a change under an id already refused. A duplicate
+          // that committed in between (the key was free once the attempt
+          // rolled back) is replayed instead: either way, one answer.
+          const refused = refusal;
+          return this.inTransaction(call, guard, async (ctx) => {
+            const committed = await this.idempotency.claim(ctx.em, scope, requestId, fingerprint);
+            if (committed) return { kind: 'replay' as const, committed };
+            const stored: StoredRefusal = { [REFUSAL]: refused.violations };
+            await this.idempotency.complete(ctx.em, scope, requestId, v8.serialize(stored));
+            return { kind: 'refused' as const, error: refused };
+          });
+        }
+      },
+    );
     if (outcome.kind === 'replay')
       return this.replay(call, mutation, fingerprint, outcome.committed);
     if (outcome.kind === 'refused') throw outcome.error;
@@ -180,13 +208,22 @@ export class WritePath {
     work: (ctx: WriteContext) => Promise<T>,
   ): Promise<T> {
     return this.locks.withLocks(write.lockNames, call.budget, write.lockWait, (guard) =>
-      this.transactions.transactionally(guard.budget, async (em) => {
-        await guard.enter(em);
-        return work(
-          writeContextOf(em, recordedActorOf(call.caller), guard, this.hooks.scheduleChanged),
-        );
-      }),
+      this.inTransaction(call, guard, work),
     );
+  }
+
+  /** One transaction (retried as the runner retries), entered under `guard`. */
+  private inTransaction<T>(
+    call: CallContext,
+    guard: LockGuard,
+    work: (ctx: WriteContext) => Promise<T>,
+  ): Promise<T> {
+    return this.transactions.transactionally(guard.budget, async (em) => {
+      await guard.enter(em);
+      return work(
+        writeContextOf(em, recordedActorOf(call.caller), guard, this.hooks.scheduleChanged),
+      );
+    });
   }
 
   private async replay<T>(
@@ -241,9 +278,6 @@ function canonicalJson(value: unknown): string {
       : v,
   );
 }
-
-/** Where a change starts, so a refusal can undo whatever it wrote before refusing. */
-const CHANGE_SAVEPOINT = 'swap_change';
 
 /** The key under which a stored answer is a refusal; no use case's answer has it. */
 const REFUSAL = '$refusedWith';

@@ -4,6 +4,7 @@ import { Migration20261127010000Idempotency } from './Migration20261127010000Ide
 import { Migration20261127020000Conflicts } from './Migration20261127020000Conflicts';
 import { Migration20261201000000AuditTrail } from './Migration20261201000000AuditTrail';
 import { Migration20261203000000FencingOwner } from './Migration20261203000000FencingOwner';
+import { Migration20261204000000ScaleIndexes } from './Migration20261204000000ScaleIndexes';
 
 /**
  * Every migration, in order. Listed explicitly rather than globbed from disk, so
@@ -15,4 +16,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261127020000Conflicts', class: Migration20261127020000Conflicts },
   { name: 'Migration20261201000000AuditTrail', class: Migration20261201000000AuditTrail },
   { name: 'Migration20261203000000FencingOwner', class: Migration20261203000000FencingOwner },
+  { name: 'Migration20261204000000ScaleIndexes', class: Migration20261204000000ScaleIndexes },
 ];
