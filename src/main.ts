@@ -93,6 +93,9 @@ export async function startService(
     acquireTimeoutMs: config.transactions.timeoutCeilingMs,
     // No statement runs past the ceiling, so a reply later than that and a grace was lost.
     replyTimeoutMs: config.transactions.timeoutCeilingMs + HUNG_REPLY_GRACE_MS,
+    // Most calls have longer than the ceiling left; their transactions then
+    // need no timeout settings of their own.
+    sessionTimeoutMs: config.transactions.timeoutCeilingMs,
     log,
   });
   const redis = createRedisClient(config.redis, log);
@@ -106,7 +109,11 @@ export async function startService(
     });
 
     const telemetry = createServiceTelemetry();
-    const transactions = new TransactionRunner(orm, config.transactions, telemetry);
+    const transactions = new TransactionRunner(
+      orm,
+      { ...config.transactions, sessionTimeoutMs: config.transactions.timeoutCeilingMs },
+      telemetry,
+    );
     const { locks, idempotency, breaker } = createCoordination(
       {
         locks: config.locks,

@@ -453,3 +453,53 @@ describe('TransactionRunner against PostgreSQL', () => {
     expect(runner.stats().committed).toBe(0);
   });
 });
+
+describe('timeouts set when connections open', () => {
+  const SESSION_MS = 60_000;
+  let sessionOrm: MikroORM;
+  beforeAll(async () => {
+    // One connection, so every unit of work here runs on the same session.
+    sessionOrm = await createOrm({ clientUrl: db.url, poolMax: 1, sessionTimeoutMs: SESSION_MS });
+  });
+  afterAll(async () => {
+    await sessionOrm?.close();
+  });
+
+  // In milliseconds, as pg_settings keeps them (current_setting() picks a unit).
+  const settingsIn = (em: EntityManager) =>
+    em.execute<{ lock: number; statement: number }[]>(
+      `select (select setting::int from pg_settings where name = 'lock_timeout') as lock,
+              (select setting::int from pg_settings where name = 'statement_timeout') as statement`,
+    );
+
+  it('are what a call with more time than the ceiling runs under, with no settings of its own', async () => {
+    const runner = testTransactionRunner(sessionOrm, {
+      timeoutCeilingMs: SESSION_MS,
+      sessionTimeoutMs: SESSION_MS,
+    });
+    const [settings] = await runner.transactionally(budgetOf(2 * SESSION_MS), settingsIn);
+    expect(settings).toEqual({ lock: SESSION_MS, statement: SESSION_MS });
+
+    // Whatever the session has is what such an attempt runs under: it sent nothing.
+    await runner.transactionally(budgetOf(2 * SESSION_MS), (em) =>
+      em.execute(`set lock_timeout = 7000`),
+    );
+    const [after] = await runner.transactionally(budgetOf(2 * SESSION_MS), settingsIn);
+    expect(after!.lock).toBe(7000);
+    await runner.transactionally(budgetOf(2 * SESSION_MS), (em) =>
+      em.execute(`set lock_timeout = ${SESSION_MS}`),
+    );
+  });
+
+  it('give way to the shorter budget of a call with less time left', async () => {
+    const runner = testTransactionRunner(sessionOrm, {
+      timeoutCeilingMs: SESSION_MS,
+      sessionTimeoutMs: SESSION_MS,
+    });
+    const [settings] = await runner.transactionally(budgetOf(20_000), settingsIn);
+    // What was left when the attempt began: just under the budget, in ms.
+    expect(settings!.lock).toBeGreaterThan(15_000);
+    expect(settings!.lock).toBeLessThanOrEqual(20_000);
+    expect(settings!.statement).toBe(settings!.lock);
+  });
+});

@@ -16,6 +16,13 @@ export interface OrmOptions {
    * hung (see `prepareConnections`); unwatched when absent (the CLI's migrations).
    */
   replyTimeoutMs?: number;
+  /**
+   * The lock_timeout and statement_timeout every connection's session starts
+   * with, sent as a startup parameter (no round trip); PostgreSQL's (none)
+   * when absent. The transaction runner then sets its own only when a call
+   * has less time left than this.
+   */
+  sessionTimeoutMs?: number;
   debug?: boolean;
 }
 
@@ -47,6 +54,9 @@ export function ormOptions(options: OrmOptions): Options {
       connectionTimeoutMillis: acquireTimeoutMs,
       // Lets the kernel notice a peer that is gone while the connection idles.
       keepAlive: true,
+      ...(options.sessionTimeoutMs !== undefined && {
+        options: `-c lock_timeout=${options.sessionTimeoutMs} -c statement_timeout=${options.sessionTimeoutMs}`,
+      }),
       // Before the pool hands out any connection, even the one MikroORM.init checks with.
       onPoolCreated: (pool: Pool) => {
         prepareConnections(pool, options.replyTimeoutMs);

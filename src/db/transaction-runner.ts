@@ -26,6 +26,13 @@ export interface TransactionSettings {
   backoffMaxMs: number;
   /** Ceiling on lock_timeout and statement_timeout, whatever the budget. */
   timeoutCeilingMs: number;
+  /**
+   * What every pooled connection's session already sets both timeouts to
+   * (`sessionTimeoutMs` of the ORM): an attempt whose own would be the same
+   * (it has at least the ceiling left, and the ceiling is this) sends no
+   * settings of its own, and saves the round trip.
+   */
+  sessionTimeoutMs?: number;
 }
 
 export interface UnitOfWorkOptions {
@@ -314,7 +321,8 @@ export class TransactionRunner {
     let open = true;
     try {
       const timeout = Math.max(1, Math.min(remainingMs(budget), this.settings.timeoutCeilingMs));
-      await runPrepared(em, SET_TIMEOUTS, [`${timeout}ms`]);
+      if (timeout !== this.settings.sessionTimeoutMs)
+        await runPrepared(em, SET_TIMEOUTS, [`${timeout}ms`]);
       const result = await work(em, attempt);
       await em.flush();
       // The last moment to refuse: after this, the caller may be told of a

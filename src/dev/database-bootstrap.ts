@@ -33,6 +33,8 @@ export interface OpenDatabaseOptions {
   acquireTimeoutMs?: number;
   /** Longest wait for a query's reply before the connection counts as hung; unwatched when absent. */
   replyTimeoutMs?: number;
+  /** Every connection's session lock_timeout and statement_timeout; PostgreSQL's when absent. */
+  sessionTimeoutMs?: number;
   log: Logger;
   /** Where the embedded server's own messages go; `log.info` when absent. */
   serverLog?: (message: string) => void;
@@ -70,6 +72,9 @@ export async function openDatabase(
       poolMax: options.poolMax,
       acquireTimeoutMs: options.acquireTimeoutMs,
       ...(options.replyTimeoutMs !== undefined && { replyTimeoutMs: options.replyTimeoutMs }),
+      ...(options.sessionTimeoutMs !== undefined && {
+        sessionTimeoutMs: options.sessionTimeoutMs,
+      }),
     });
   } catch (error) {
     // The connection failure is the error worth reporting; a failed stop would only hide it.
