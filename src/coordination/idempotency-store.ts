@@ -45,6 +45,14 @@ returning greatest(0, floor(extract(epoch from (expires_at - clock_timestamp()))
 );
 
 /**
+ * What a cached answer gives up of its key's life. Its lifetime counts from
+ * when Redis runs the SET, which may come later than when the lifetime was
+ * reckoned (a queued write, a busy Redis: 3 ms once on a loaded CI machine),
+ * and the cache must never outlive the key in PostgreSQL.
+ */
+export const CACHE_DELIVERY_MARGIN_MS = 100;
+
+/**
  * Idempotency keys kept in PostgreSQL, in the same transaction as the change
  * they record: a key is consumed if and only if the change committed, so a
  * replay survives restarts and a crash between commit and reply. Redis, when
@@ -111,18 +119,22 @@ export class IdempotencyStore {
     return row?.ttlMs ?? 0;
   }
 
-  /** Caches a committed response for at most `ttlMs` (best effort). */
+  /**
+   * Caches a committed response for at most `ttlMs`, less
+   * {@link CACHE_DELIVERY_MARGIN_MS} (best effort).
+   */
   async remember(
     scope: string,
     requestId: string,
     stored: StoredResponse,
     ttlMs: number,
   ): Promise<void> {
-    if (!this.cache || ttlMs < 1) return;
+    const px = Math.floor(ttlMs) - CACHE_DELIVERY_MARGIN_MS;
+    if (!this.cache || px < 1) return;
     const { client, breaker } = this.cache;
     const value = JSON.stringify({ f: stored.fingerprint, r: stored.response.toString('base64') });
     await breaker
-      .protect(() => client.set(this.cacheKey(scope, requestId), value, 'PX', Math.floor(ttlMs)))
+      .protect(() => client.set(this.cacheKey(scope, requestId), value, 'PX', px))
       .catch((error: unknown) =>
         this.log.debug({ err: error }, 'could not cache an idempotent response'),
       );

@@ -15,6 +15,16 @@ interface FactsRow {
   cascadingCalls: ScheduleFacts['cascadingCalls'];
 }
 
+/**
+ * The assignment of `person` in `block`, if any, looked up by the (block,
+ * person) unique index. As a LATERAL with LIMIT it stays a lookup per block:
+ * a plain join lets the planner, which cannot see how few blocks a window of
+ * array parameters holds, read the people's whole history instead.
+ */
+function holding(block: string, person: string): string {
+  return `select a.* from assignment a where a.block_id = ${block} and a.person_id = ${person} limit 1`;
+}
+
 // One round trip for everything the rules read, prepared once per connection
 // (its plan costs more than running it). Each part is a JSON array, so no ORM
 // hydration is paid for rows that are only looked at. Every part starts from
@@ -35,7 +45,7 @@ with windows as (
   select distinct a.block_id
   from unnest($4::uuid[], $5::date[]) as t(giver, week)
   join block b on b.date between t.week and t.week + 6
-  join assignment a on a.block_id = b.id and a.person_id = t.giver
+  cross join lateral (${holding('b.id', 't.giver')}) a
 )
 select
   (select coalesce(json_agg(json_build_object('id', p.id, 'kind', p.kind,
@@ -45,7 +55,8 @@ select
       'blockHalf', b.half, 'personId', a.person_id, 'personKind', p.kind, 'pgyLevel', p.pgy_level,
       'role', a.role, 'rotation', a.rotation, 'version', a.version)), '[]')
      from window_blocks b
-     join assignment a on a.block_id = b.id and a.person_id = any($1::uuid[])
+     cross join unnest($1::uuid[]) as who(person_id)
+     cross join lateral (${holding('b.id', 'who.person_id')}) a
      join person p on p.id = a.person_id) as "facultyAssignments",
   (select coalesce(json_agg(json_build_object('id', a.id, 'blockId', b.id, 'blockDate', b.date,
       'blockHalf', b.half, 'personId', a.person_id, 'personKind', p.kind, 'pgyLevel', p.pgy_level,
