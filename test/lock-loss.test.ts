@@ -159,6 +159,11 @@ describe('a lease lost while its swap waits inside the transaction', () => {
       await blocker.end();
       await admin.end();
     }
+    // A call answers without waiting for its release; both have been sent.
+    await waitFor('both leases to be released', async () => {
+      const s = ts.service.locks.stats();
+      return s.releaseNotHeld > stats.before.releaseNotHeld && (await lockKeys()).size === 0;
+    });
     stats.after = snapshot();
   });
 

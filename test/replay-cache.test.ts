@@ -18,6 +18,8 @@ useTestService((started) => ({ ts, fx } = started), {
   REDIS_URL: TEST_REDIS_URL,
   LOCK_KEY_PREFIX: PREFIX,
   IDEMPOTENCY_RETENTION_HOURS: '1',
+  // Short, for the replay that waits out a held lock.
+  LOCK_WAIT_MS: '300',
 });
 beforeAll(() => {
   redis = new Redis(TEST_REDIS_URL);
@@ -61,6 +63,45 @@ it('caches a committed answer for no longer than its key lives in PostgreSQL', a
   expect(pttl).toBeGreaterThan(0);
   // One millisecond of rounding between the two clocks' readings.
   expect(pttl).toBeLessThanOrEqual(rows[0]!.left + 1);
+});
+
+// The cache is asked while the locks are taken: a hit must still answer when
+// the locks cannot be had, as it did when it was asked before them.
+it('replays a cached answer while another holder keeps the weeks locked', async () => {
+  const a = await fx.faculty('core');
+  const b = await fx.faculty('core');
+  const week = '2030-06-03';
+  await fx.assignWeek(a, week);
+  const request = {
+    sourceFacultyId: a,
+    sourceWeek: week,
+    targetFacultyId: b,
+    swapType: SwapType.SWAP_TYPE_ABSORB,
+    reason: 'replay under a held lock',
+    requestId: randomUUID(),
+  };
+  const first = await ts.api.executeSwap(request);
+  const scope = idempotencyScopeOf(
+    { principal: 'anonymous', onBehalfOf: undefined, peer: '' },
+    'ExecuteSwap',
+  );
+  const cacheKey = `{${PREFIX}}:idem:${scope}:${request.requestId}`;
+  for (let i = 0; i < 100 && (await redis.exists(cacheKey)) === 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  expect(await redis.exists(cacheKey)).toBe(1);
+  // Someone else holds a's week for longer than the call may wait: without
+  // the cache's answer, the call could only fail ABORTED (LOCK_TIMEOUT).
+  const lockKey = `{${PREFIX}}:lock:fw:${a}:${week}`;
+  await redis.set(lockKey, 'someone else', 'PX', 60_000);
+  try {
+    const again = await ts.api.executeSwap(request);
+    expect(again.swap?.id).toBe(first.swap?.id);
+  } finally {
+    await redis.del(lockKey);
+  }
+  const { rows } = await fx.db.query('select 1 from swap_record where source_faculty_id = $1', [a]);
+  expect(rows).toHaveLength(1);
 });
 
 // Found on a loaded CI machine: the cache outlived the key by 3 ms, since its

@@ -72,9 +72,10 @@ export interface Committed<T> {
  * The one write path. Every mutating call goes through `commit`, which owns the
  * whole protocol, in this order:
  *
- * 1. replay: a committed answer for the key (in the replay cache; for a
- *    planned mutation, in the database too) is returned as is; otherwise a
- *    planned mutation makes its plan (what to lock and change);
+ * 1. replay: a committed answer for the key (in the replay cache, asked for
+ *    while step 2 takes the locks; for a planned mutation, in the database
+ *    too, before its plan) is returned as is; otherwise a planned mutation
+ *    makes its plan (what to lock and change);
  * 2. locks: the distributed locks on the change's names (advisory locks if Redis is out);
  * 3. transaction: one unit of work per attempt, retried on conflicts within the budget;
  * 4. guard: the lock enters the transaction (advisory locks are taken here);
@@ -108,6 +109,8 @@ export class WritePath {
     const scope = idempotencyScopeOf(call.caller, mutation.method);
     const fingerprint = fingerprintOf(mutation.request);
     let write: LockedWrite<T>;
+    // A plain mutation's cached answer, asked for while its locks are taken.
+    let early: Promise<StoredResponse | undefined> | undefined;
     if ('plan' in mutation) {
       const lookup = () =>
         this.transactions.outsideTransaction(call.budget, (em) =>
@@ -125,20 +128,22 @@ export class WritePath {
         throw error;
       }
     } else {
-      // Only the cache is asked first: a committed answer in the database is
-      // found by the claim, in the transaction, as surely as by a read before
-      // it, and a fresh key (nearly every call) then costs no read of its own.
-      const cached = await this.idempotency.cached(scope, requestId);
-      if (cached) return this.replay(call, mutation, fingerprint, cached);
+      // Only the cache is asked: a committed answer in the database is found
+      // by the claim, in the transaction, as surely as by a read before it. And
+      // it is asked while the locks are taken, its GET sent just before the
+      // lock script on the same connection: one round trip for both, so a
+      // fresh key (nearly every call) costs no wait of its own, and a hit gives
+      // its locks back unused (after waiting for them if another call holds
+      // them, at most the lock wait: a hit outranks a lock timeout).
+      early = this.idempotency.cached(scope, requestId);
       write = mutation;
     }
     // The refusal the change threw, if it did: it rolls its attempt back.
     let refusal: PreconditionFailedError | undefined;
-    const outcome = await this.locks.withLocks(
-      write.lockNames,
-      call.budget,
-      write.lockWait,
-      async (guard) => {
+    const outcome = await this.locks
+      .withLocks(write.lockNames, call.budget, write.lockWait, async (guard) => {
+        const cached = await early;
+        if (cached) return { kind: 'replay' as const, committed: cached };
         try {
           return await this.inTransaction(call, guard, async (ctx) => {
             const committed = await this.idempotency.claim(ctx.em, scope, requestId, fingerprint);
@@ -177,8 +182,12 @@ export class WritePath {
             return { kind: 'refused' as const, error: refused };
           });
         }
-      },
-    );
+      })
+      .catch(async (error: unknown) => {
+        const cached = await early;
+        if (cached) return { kind: 'replay' as const, committed: cached };
+        throw error;
+      });
     if (outcome.kind === 'replay')
       return this.replay(call, mutation, fingerprint, outcome.committed);
     if (outcome.kind === 'refused') throw outcome.error;
