@@ -141,7 +141,8 @@ export async function startService(
         (em, change) => detector.afterScheduleChange(em, change),
         ...(extra.scheduleChanged ?? []),
       ],
-      committed: [audit.onCommitted, ...(extra.committed ?? [])],
+      commitStatements: [audit.committedRow, ...(extra.commitStatements ?? [])],
+      committed: extra.committed ?? [],
       replayed: [audit.onReplayed, ...(extra.replayed ?? [])],
     });
     const swapQueries = new SwapQueries(transactions);

@@ -2,19 +2,25 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { preparedStatement, runPrepared } from '../db/prepared-statement';
 import type { AuditEntry } from './audit-event';
 
-const APPEND = preparedStatement<object>(
+/**
+ * Appends one row to the chain (the migration's `audit_append` seals it). It
+ * locks the chain's head until the transaction ends, so it must be the
+ * transaction's last statement: every other writer of the trail waits for
+ * this COMMIT, and only for it.
+ */
+export const APPEND_AUDIT_ENTRY = preparedStatement<object>(
   'audit_append',
   `select audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::uuid[], $11::uuid[], $12)`,
 );
 
-/**
- * Appends one row to the chain in `em`'s transaction (the migration's
- * `audit_append` seals it). It locks the chain's head until that transaction
- * ends, so it must be the transaction's last statement: every other writer of
- * the trail waits for this COMMIT, and only for it.
- */
+/** Appends one row to the chain in `em`'s transaction, as its last statement. */
 export async function appendAuditEntry(em: EntityManager, entry: AuditEntry): Promise<void> {
-  await runPrepared(em, APPEND, [
+  await runPrepared(em, APPEND_AUDIT_ENTRY, auditEntryValues(entry));
+}
+
+/** The values of {@link APPEND_AUDIT_ENTRY}'s placeholders for `entry`. */
+export function auditEntryValues(entry: AuditEntry): readonly unknown[] {
+  return [
     entry.principal,
     entry.onBehalfOf,
     entry.peer,
@@ -27,5 +33,5 @@ export async function appendAuditEntry(em: EntityManager, entry: AuditEntry): Pr
     entry.swapIds,
     entry.conflictIds,
     entry.traceId,
-  ]);
+  ];
 }

@@ -2,8 +2,8 @@ import { isSpanContextValid, trace } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { TransactionRunner } from '../db/transaction-runner';
 import { budgetOf } from '../domain/call-budget';
-import type { CommitHook, MutationRecord, ReplayHook } from '../write-path/write-hooks';
-import { appendAuditEntry } from './audit-append';
+import type { CommitStatement, MutationRecord, ReplayHook } from '../write-path/write-hooks';
+import { APPEND_AUDIT_ENTRY, appendAuditEntry, auditEntryValues } from './audit-append';
 import { type AuditEntry, rpcNameOf } from './audit-event';
 
 /**
@@ -61,9 +61,14 @@ export class AuditTrail {
 
   private readonly standaloneBudgetMs: number;
 
-  /** Appends the committed mutation's row, in its transaction; a failure fails the mutation. */
-  readonly onCommitted: CommitHook = (em, mutation) =>
-    appendAuditEntry(em, entryOf(mutation, false));
+  /**
+   * The committed mutation's row, appended in its transaction (with its
+   * answer, in one statement); a failure fails the mutation.
+   */
+  readonly committedRow: CommitStatement = {
+    statement: APPEND_AUDIT_ENTRY,
+    valuesOf: (mutation) => auditEntryValues(entryOf(mutation, false)),
+  };
 
   /** Records a replay: OK, answered from the stored answer of an earlier call. */
   readonly onReplayed: ReplayHook = (mutation) => this.appendAlone(entryOf(mutation, true));

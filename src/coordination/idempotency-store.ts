@@ -1,5 +1,11 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { preparedStatement, runPrepared } from '../db/prepared-statement';
+import {
+  type BoundStatement,
+  type PreparedStatement,
+  preparedStatement,
+  runPrepared,
+  withRiders,
+} from '../db/prepared-statement';
 import type { Logger } from 'pino';
 import type { CircuitBreaker } from './circuit-breaker';
 import type { LockRedisClient } from './redis-lock-scripts';
@@ -107,17 +113,36 @@ export class IdempotencyStore {
 
   /**
    * Stores the response under the claimed key, in the same transaction as the
-   * change; returns how many milliseconds the key has left.
+   * change, with `riders` sent in the same statement (the transaction's last
+   * rows: its audit row); returns how many milliseconds the key has left.
    */
   async complete(
     em: EntityManager,
     scope: string,
     requestId: string,
     response: Uint8Array,
+    riders: readonly BoundStatement[] = [],
   ): Promise<number> {
-    const [row] = await runPrepared(em, COMPLETE, [Buffer.from(response), scope, requestId]);
+    const [row] = await runPrepared(em, this.completing(riders), [
+      Buffer.from(response),
+      scope,
+      requestId,
+      ...riders.flatMap((rider) => rider.values),
+    ]);
     return row?.ttlMs ?? 0;
   }
+
+  /** COMPLETE with these riders; a few combinations at most, each made once. */
+  private completing(riders: readonly BoundStatement[]): PreparedStatement<{ ttlMs: number }> {
+    if (riders.length === 0) return COMPLETE;
+    const statements = riders.map((rider) => rider.statement);
+    const name = statements.map((statement) => statement.name).join('+');
+    let fused = this.fused.get(name);
+    if (!fused) this.fused.set(name, (fused = withRiders(COMPLETE, statements)));
+    return fused;
+  }
+
+  private readonly fused = new Map<string, PreparedStatement<{ ttlMs: number }>>();
 
   /**
    * Caches a committed response for at most `ttlMs`, less

@@ -43,3 +43,52 @@ export async function runPrepared<Row>(
   });
   return result.rows;
 }
+
+/** A statement with the values of its own placeholders, to be sent riding along with another. */
+export interface BoundStatement {
+  readonly statement: PreparedStatement<object>;
+  readonly values: readonly unknown[];
+}
+
+/**
+ * `first` and `riders` as one statement, so one round trip runs them all, in
+ * one snapshot: each becomes a CTE, the riders' placeholders numbered after
+ * first's, and the statement returns first's rows. Every rider runs to
+ * completion whether or not first returns a row: PostgreSQL runs a
+ * data-modifying CTE regardless, and a query rider (a function with effects,
+ * like `audit_append`) is counted. They must not depend on each other's
+ * writes, which a single snapshot cannot see. Placeholders are found as `$n`
+ * anywhere in the texts, so none may contain a literal `$` followed by a digit.
+ */
+export function withRiders<Row>(
+  first: PreparedStatement<Row>,
+  riders: readonly PreparedStatement<object>[],
+): PreparedStatement<Row> {
+  if (riders.length === 0) return first;
+  let offset = placeholderCount(first.text);
+  const ctes = [`s0 as (${first.text})`];
+  const ran: string[] = [];
+  riders.forEach((rider, i) => {
+    const shift = offset;
+    ctes.push(
+      `r${i} as (${rider.text.replace(/\$(\d+)/g, (_m, n: string) => `$${Number(n) + shift}`)})`,
+    );
+    if (!MODIFYING.test(rider.text)) ran.push(`(select count(*) from r${i})`);
+    offset += placeholderCount(rider.text);
+  });
+  return preparedStatement<Row>(
+    [first.name, ...riders.map((r) => r.name)].join('+'),
+    // A condition on no column of s0 is checked once, before s0 is read: it
+    // runs the query riders even when s0 has no row.
+    `with ${ctes.join(',\n')}\nselect * from s0${ran.length ? ` where ${ran.join(' + ')} >= 0` : ''}`,
+  );
+}
+
+/** A statement PostgreSQL runs to completion as a CTE even when nothing reads it. */
+const MODIFYING = /^\s*(insert|update|delete|merge)\b/i;
+
+function placeholderCount(text: string): number {
+  let highest = 0;
+  for (const [, n] of text.matchAll(/\$(\d+)/g)) highest = Math.max(highest, Number(n));
+  return highest;
+}

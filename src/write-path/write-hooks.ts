@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { PreparedStatement } from '../db/prepared-statement';
 import type { Caller } from '../domain/call-context';
 
 /** The swaps and conflicts a mutation's answer concerns (what the audit trail files it under). */
@@ -21,9 +22,23 @@ export interface MutationRecord {
 }
 
 /**
- * Runs inside the mutation's transaction as its last statement, after the
- * answer is stored and right before COMMIT: what it writes commits with the
- * change or not at all. A hook that fails fails the call, which commits nothing.
+ * One statement of the mutation's transaction, sent in the same statement as
+ * the stored answer (one round trip for both), the transaction's last but for
+ * the {@link CommitHook}s: what it writes commits with the change or not at
+ * all, and if it fails the call fails and commits nothing. It runs in the
+ * answer's snapshot, so it must not read what the answer writes.
+ */
+export interface CommitStatement {
+  readonly statement: PreparedStatement<object>;
+  /** The values of the statement's placeholders, for this mutation. */
+  valuesOf(mutation: MutationRecord): readonly unknown[];
+}
+
+/**
+ * Runs inside the mutation's transaction after the answer is stored and its
+ * {@link CommitStatement}s ran, right before COMMIT: what it writes commits
+ * with the change or not at all. A hook that fails fails the call, which
+ * commits nothing.
  */
 export type CommitHook = (em: EntityManager, mutation: MutationRecord) => Promise<void>;
 
@@ -58,6 +73,8 @@ export interface WriteHooks {
   /** Conflict detection. */
   scheduleChanged: readonly ScheduleChangeHook[];
   /** The audit trail's committed row. */
+  commitStatements: readonly CommitStatement[];
+  /** Work of its own right before COMMIT (none in production; faults in tests). */
   committed: readonly CommitHook[];
   /** The audit trail's replay row. */
   replayed: readonly ReplayHook[];

@@ -82,8 +82,9 @@ export interface Committed<T> {
  * 5. idempotency: the key is claimed in the transaction;
  * 6. change: the use case's change, whose row-lock helper fences as it locks,
  *    and whose schedule-change announcements run the hooks in the same transaction;
- * 7. answer: stored under the key, committed with the change or not at all;
- * 8. commit hooks: the last statements before COMMIT (the audit row).
+ * 7. answer: stored under the key, committed with the change or not at all,
+ *    the commit statements (the audit row) in the same statement;
+ * 8. commit hooks: the last work before COMMIT (none in production).
  *
  * A replay (step 1, or a key found committed at step 5) runs the replay hooks
  * instead. A change the schedule refuses (FAILED_PRECONDITION) rolls its
@@ -158,9 +159,21 @@ export class WritePath {
             // Timed from before the statement is sent, so the round trip counts
             // against the cache's lifetime rather than extending it.
             const measuredAt = performance.now();
-            const ttlMs = await this.idempotency.complete(ctx.em, scope, requestId, response);
-            // Last, so whatever a hook locks (the audit chain's head) is held for the COMMIT alone.
+            // Last, so whatever a commit statement locks (the audit chain's
+            // head) is held for the COMMIT alone; in the answer's own statement,
+            // so the audit row costs no round trip of its own.
             const record = recordOf(call, mutation, fingerprint, value);
+            const riders = this.hooks.commitStatements.map((hook) => ({
+              statement: hook.statement,
+              values: hook.valuesOf(record),
+            }));
+            const ttlMs = await this.idempotency.complete(
+              ctx.em,
+              scope,
+              requestId,
+              response,
+              riders,
+            );
             for (const hook of this.hooks.committed) await hook(ctx.em, record);
             return { kind: 'fresh' as const, value, response, ttlMs, measuredAt };
           });
