@@ -140,6 +140,8 @@ const EnvSchema = z.object({
   AUTH_CLOCK_SKEW_SECONDS: int(0, 300).default(30),
   /** After a key-set fetch, how long before a token with an unknown kid may cause another. */
   AUTH_JWKS_COOLDOWN_SECONDS: int(0, 3600).default(30),
+  /** How many verified bearer tokens are remembered (each for at most 5 minutes); 0 verifies every call. */
+  AUTH_TOKEN_CACHE_SIZE: int(0, 1_000_000).default(10_000),
   /** Who may call what (YAML); absent: every method is open to every caller. */
   AUTHZ_POLICY_FILE: z.string().min(1).optional(),
 });
@@ -234,6 +236,7 @@ export interface Config {
           rolesClaim: string;
           clockSkewSeconds: number;
           jwksCooldownSeconds: number;
+          tokenCacheSize: number;
         }
       | undefined;
     /** Absent: every method is open to every caller. */
@@ -448,6 +451,7 @@ export function loadConfig(
               rolesClaim: e.AUTH_ROLES_CLAIM,
               clockSkewSeconds: e.AUTH_CLOCK_SKEW_SECONDS,
               jwksCooldownSeconds: e.AUTH_JWKS_COOLDOWN_SECONDS,
+              tokenCacheSize: e.AUTH_TOKEN_CACHE_SIZE,
             }
           : undefined,
       policyFile: e.AUTHZ_POLICY_FILE,

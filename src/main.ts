@@ -87,7 +87,9 @@ export async function startService(
   const policy = config.auth.policyFile
     ? AuthzPolicy.load(config.auth.policyFile)
     : AuthzPolicy.open();
-  const verifier = config.auth.jwt && JwtVerifier.create(config.auth.jwt);
+  // Tokens expire on the identity provider's clock, the real one: not `clock`,
+  // which tests set years ahead to make weeks swappable.
+  const verifier = config.auth.jwt && JwtVerifier.create(config.auth.jwt, { clock: systemClock });
   const database = await openDatabase(config.database, {
     poolMax: config.database.poolMax,
     acquireTimeoutMs: config.transactions.timeoutCeilingMs,

@@ -217,6 +217,7 @@ describe('JwtVerifier', () => {
     rolesClaim: 'roles',
     clockSkewSeconds: 30,
     jwksCooldownSeconds: 30,
+    tokenCacheSize: 10_000,
     ...more,
   });
 

@@ -29,7 +29,10 @@ export interface SignOptions {
   kid?: string;
   /** Sign with a key that the JWKS endpoint never publishes. */
   unpublished?: boolean;
-  /** Sign with the published key of this kid (see {@link JwtIssuer.rotate}); the first unless given. */
+  /**
+   * Sign with the key of this kid, published (see {@link JwtIssuer.rotate}) or
+   * withdrawn (see {@link JwtIssuer.withdraw}); the first published unless given.
+   */
   key?: string;
 }
 
@@ -57,6 +60,9 @@ export class JwtIssuer {
       .writeHead(200, { 'content-type': 'application/json' })
       .end(JSON.stringify(this.jwks()));
   });
+
+  /** Keys taken out of the key set: tokens can still be signed with them. */
+  private readonly withdrawn: SigningKey[] = [];
 
   private constructor(
     private readonly published: SigningKey[],
@@ -90,6 +96,18 @@ export class JwtIssuer {
     return key.kid;
   }
 
+  /** The kids the endpoint publishes, the default signing key's first. */
+  get kids(): string[] {
+    return this.published.map((k) => k.kid);
+  }
+
+  /** Takes the key of `kid` out of the key set, as an identity provider does when it retires or revokes one. */
+  withdraw(kid: string): void {
+    const index = this.published.findIndex((k) => k.kid === kid);
+    if (index < 0) throw new Error(`no published key ${kid}`);
+    this.withdrawn.push(...this.published.splice(index, 1));
+  }
+
   /**
    * A token for `sub` with `roles`, valid for five minutes; `claims` replace
    * or add claims (`undefined` removes one), `options` the header and key.
@@ -121,7 +139,8 @@ export class JwtIssuer {
   async sign(payload: JWTPayload, options: SignOptions = {}): Promise<string> {
     const key = options.unpublished
       ? this.unpublished
-      : (this.published.find((k) => k.kid === options.key) ?? this.published[0]!);
+      : ([...this.published, ...this.withdrawn].find((k) => k.kid === options.key) ??
+        this.published[0]!);
     const alg = options.alg ?? key.alg;
     const header = { alg, kid: options.kid ?? key.kid, typ: 'JWT' };
     if (alg === 'none') {
