@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { addDays } from '../src/domain/calendar';
 import type { ConflictType } from '../src/generated/swap/v1/conflict';
+import { SwapView } from '../src/generated/swap/v1/swap';
 import { swapPageToken } from '../src/swaps/swap-queries';
 import { generateBigProgram } from './big-program';
 import { createBenchDatabase } from './bench-database';
@@ -108,6 +109,10 @@ async function measureProgram(
       say(`scale: ${name}: ${swaps.swaps} swaps, ${swaps.failures} failed`);
 
       figures.set('ListSwaps first page', await timed(() => listSwaps(clients, '')));
+      figures.set(
+        'ListSwaps first page, basic',
+        await timed(() => listSwaps(clients, '', SwapView.SWAP_VIEW_BASIC)),
+      );
       const history = await admin.query<{ n: number }>(
         'select count(*)::int as n from swap_record',
       );
@@ -117,6 +122,10 @@ async function measureProgram(
       );
       const token = swapPageToken({}, deep.rows[0]!.requested_at, deep.rows[0]!.id);
       figures.set('ListSwaps deep page', await timed(() => listSwaps(clients, token)));
+      figures.set(
+        'ListSwaps deep page, basic',
+        await timed(() => listSwaps(clients, token, SwapView.SWAP_VIEW_BASIC)),
+      );
 
       const scans: number[] = [];
       let alertsInYear = 0;
@@ -167,10 +176,14 @@ async function timed(call: () => Promise<unknown>): Promise<number[]> {
   return run.latenciesMs;
 }
 
-function listSwaps(clients: ServiceClients, pageToken: string): Promise<number> {
+function listSwaps(
+  clients: ServiceClients,
+  pageToken: string,
+  view = SwapView.SWAP_VIEW_FULL,
+): Promise<number> {
   return new Promise((resolve, reject) =>
     clients.swaps.listSwaps(
-      { pageSize: 50, pageToken, facultyId: '', weekFrom: '', weekTo: '', status: 0 },
+      { pageSize: 50, pageToken, facultyId: '', weekFrom: '', weekTo: '', status: 0, view },
       clients.metadata(),
       clients.deadline(),
       (error, answer) => (error ? reject(error) : resolve(answer.swaps.length)),
@@ -219,7 +232,8 @@ function report(small: ProgramRun, big: ProgramRun): string[] {
     `  ${small.name}: ${small.detail}`,
     `  ${big.name}: ${big.detail}`,
     `  DetectConflicts over a year raised ${small.alertsInYear} alerts on the ${small.name}, ${big.alertsInYear} on the ${big.name}`,
-    "  (each scan after that year's alerts were deleted); ListSwaps pages of 50, the deep one half-way down the history",
+    "  (each scan after that year's alerts were deleted); ListSwaps pages of 50, the deep one half-way down the history,",
+    '  in the full view (moves included) and the basic one (SWAP_VIEW_BASIC: no moves)',
     '',
     renderTable(['figure', small.name, big.name, 'big ÷ small (p50)'], rows),
   ];

@@ -43,8 +43,8 @@ export function swapHandlers(useCases: SwapUseCases, deps: HandlerDeps): SwapSer
       return { swap: toSwapMessage(record) };
     }),
     listSwaps: unary(deps, async (request, ctx) => {
-      const { filter, pageSize, pageToken } = toSwapFilter(request);
-      const page = await queries.list(filter, pageSize, pageToken, ctx);
+      const { filter, pageSize, pageToken, view } = toSwapFilter(request);
+      const page = await queries.list(filter, pageSize, pageToken, ctx, view);
       return { swaps: page.swaps.map(toSwapMessage), nextPageToken: page.nextPageToken };
     }),
   };

@@ -5,9 +5,10 @@ import {
   type Swap,
   SwapStatus,
   SwapType,
+  SwapView,
 } from '../generated/swap/v1/swap';
 import type { SwapCommand } from '../swaps/swap-command';
-import type { SwapFilter } from '../swaps/swap-queries';
+import type { ListedSwap, SwapFilter, SwapListView } from '../swaps/swap-queries';
 import type { SwapKind, SwapRecord, SwapStatusName } from '../swaps/swap-record.entity';
 import {
   optionalText,
@@ -71,10 +72,17 @@ export function toSwapCommand(request: SwapRequestFields): SwapCommand {
   };
 }
 
+const VIEWS = new Map<number, SwapListView>([
+  [SwapView.SWAP_VIEW_UNSPECIFIED, 'full'],
+  [SwapView.SWAP_VIEW_FULL, 'full'],
+  [SwapView.SWAP_VIEW_BASIC, 'basic'],
+]);
+
 export function toSwapFilter(request: ListSwapsRequest): {
   filter: SwapFilter;
   pageSize: number;
   pageToken: string;
+  view: SwapListView;
 } {
   const { weekFrom, weekTo, pageSize, pageToken } = listWindowOf(request);
   const status =
@@ -86,14 +94,17 @@ export function toSwapFilter(request: ListSwapsRequest): {
           STATUS_FROM_PROTO,
           'SWAP_STATUS_EXECUTED or SWAP_STATUS_ROLLED_BACK',
         );
+  const view = requireEnum('view', request.view, VIEWS, 'SWAP_VIEW_FULL or SWAP_VIEW_BASIC');
   return {
     filter: { facultyId: optionalUuid('faculty_id', request.facultyId), weekFrom, weekTo, status },
     pageSize,
     pageToken,
+    view,
   };
 }
 
-export function toSwapMessage(record: SwapRecord): Swap {
+/** A swap as the contract carries it; one listed in the basic view has no moves. */
+export function toSwapMessage(record: SwapRecord | ListedSwap): Swap {
   return {
     id: record.id,
     sourceFacultyId: record.sourceFacultyId,
@@ -111,7 +122,7 @@ export function toSwapMessage(record: SwapRecord): Swap {
     rolledBackAt: record.rolledBackAt ?? undefined,
     rolledBackBy: record.rolledBackBy ?? '',
     rollbackReason: record.rollbackReason ?? '',
-    movedAssignments: record.moves.assignments.map((m) => ({
+    movedAssignments: (record.moves?.assignments ?? []).map((m) => ({
       assignmentId: m.assignmentId,
       blockDate: m.blockDate,
       blockHalf: m.blockHalf,
@@ -120,7 +131,7 @@ export function toSwapMessage(record: SwapRecord): Swap {
       toPersonId: m.toPersonId,
       version: m.version,
     })),
-    movedCalls: record.moves.calls.map((m) => ({
+    movedCalls: (record.moves?.calls ?? []).map((m) => ({
       callId: m.callId,
       date: m.date,
       callType: m.callType,

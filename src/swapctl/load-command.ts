@@ -146,6 +146,7 @@ function operationPicker(
         status: 0,
         pageSize: 20,
         pageToken: '',
+        view: 0,
       }),
   });
   return () => {

@@ -15,8 +15,36 @@ export interface SwapFilter {
   status?: SwapStatusName | undefined;
 }
 
+/** How much of each swap a page carries: everything, or all but its moves. */
+export type SwapListView = 'full' | 'basic';
+
+/** A swap as a page lists it: without its moves in the basic view. */
+export type ListedSwap = Omit<SwapRecord, 'moves'> & { moves?: SwapRecord['moves'] };
+
+/** Every column but the moves, which are most of a record's bytes (some 30 rows each). */
+const BASIC_FIELDS = [
+  'id',
+  'sourceFacultyId',
+  'sourceWeek',
+  'targetFacultyId',
+  'targetWeek',
+  'swapType',
+  'status',
+  'reason',
+  'requestedAt',
+  'requestedBy',
+  'executedAt',
+  'executedBy',
+  'rolledBackAt',
+  'rolledBackBy',
+  'rollbackReason',
+  'warnings',
+  'fencingToken',
+  'version',
+] as const satisfies readonly Exclude<keyof SwapRecord, 'moves'>[];
+
 export interface SwapPage {
-  swaps: SwapRecord[];
+  swaps: ListedSwap[];
   /** Empty when this is the last page. */
   nextPageToken: string;
 }
@@ -55,6 +83,7 @@ export class SwapQueries {
     pageSize: number,
     pageToken: string,
     call: CallContext,
+    view: SwapListView = 'full',
   ): Promise<SwapPage> {
     const fingerprint = filterFingerprint(filter);
     const cursor = pageToken ? decodeCursor(pageToken, fingerprint) : undefined;
@@ -85,14 +114,16 @@ export class SwapQueries {
     // the read-only transaction flushes at commit; the SQL takes 0.1 ms.
     const rows = await this.transactions.transactionally(
       call.budget,
-      (em) =>
-        em
-          .createQueryBuilder(SwapRecord)
-          .select('*')
+      (em) => {
+        const qb = em.createQueryBuilder(SwapRecord);
+        if (view === 'full') qb.select('*');
+        else qb.select([...BASIC_FIELDS]);
+        return qb
           .where(where.length ? { $and: where } : {})
           .orderBy([{ requestedAt: 'desc' }, { id: 'desc' }])
           .limit(pageSize + 1)
-          .execute<SwapRecord[]>('all', true),
+          .execute<ListedSwap[]>('all', true);
+      },
       { readOnly: true },
     );
     const swaps = rows.slice(0, pageSize);

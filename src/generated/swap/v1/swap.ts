@@ -117,6 +117,55 @@ export function swapStatusToJSON(object: SwapStatus): string {
   }
 }
 
+/** How much of each swap a list returns. */
+export enum SwapView {
+  /** SWAP_VIEW_UNSPECIFIED - SWAP_VIEW_FULL: what ListSwaps returned before views existed. */
+  SWAP_VIEW_UNSPECIFIED = 0,
+  /**
+   * SWAP_VIEW_FULL - Every field, moved_assignments and moved_calls included (a week swap
+   * moves some 30 rows, so a page of 50 is ~250 kB).
+   */
+  SWAP_VIEW_FULL = 1,
+  /**
+   * SWAP_VIEW_BASIC - Every field but moved_assignments and moved_calls, which stay empty: a
+   * listing's summary. GetSwap returns one swap in full.
+   */
+  SWAP_VIEW_BASIC = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function swapViewFromJSON(object: any): SwapView {
+  switch (object) {
+    case 0:
+    case 'SWAP_VIEW_UNSPECIFIED':
+      return SwapView.SWAP_VIEW_UNSPECIFIED;
+    case 1:
+    case 'SWAP_VIEW_FULL':
+      return SwapView.SWAP_VIEW_FULL;
+    case 2:
+    case 'SWAP_VIEW_BASIC':
+      return SwapView.SWAP_VIEW_BASIC;
+    case -1:
+    case 'UNRECOGNIZED':
+    default:
+      return SwapView.UNRECOGNIZED;
+  }
+}
+
+export function swapViewToJSON(object: SwapView): string {
+  switch (object) {
+    case SwapView.SWAP_VIEW_UNSPECIFIED:
+      return 'SWAP_VIEW_UNSPECIFIED';
+    case SwapView.SWAP_VIEW_FULL:
+      return 'SWAP_VIEW_FULL';
+    case SwapView.SWAP_VIEW_BASIC:
+      return 'SWAP_VIEW_BASIC';
+    case SwapView.UNRECOGNIZED:
+    default:
+      return 'UNRECOGNIZED';
+  }
+}
+
 /** One half-day assignment that a swap moved from one person to another. */
 export interface MovedAssignment {
   assignmentId: string;
@@ -237,6 +286,8 @@ export interface ListSwapsRequest {
   /** At most 500; 0 means 50. */
   pageSize: number;
   pageToken: string;
+  /** A page token works with either view. */
+  view: SwapView;
 }
 
 export interface ListSwapsResponse {
@@ -2035,7 +2086,15 @@ export const GetSwapResponse: MessageFns<GetSwapResponse> = {
 };
 
 function createBaseListSwapsRequest(): ListSwapsRequest {
-  return { facultyId: '', weekFrom: '', weekTo: '', status: 0, pageSize: 0, pageToken: '' };
+  return {
+    facultyId: '',
+    weekFrom: '',
+    weekTo: '',
+    status: 0,
+    pageSize: 0,
+    pageToken: '',
+    view: 0,
+  };
 }
 
 export const ListSwapsRequest: MessageFns<ListSwapsRequest> = {
@@ -2057,6 +2116,9 @@ export const ListSwapsRequest: MessageFns<ListSwapsRequest> = {
     }
     if (message.pageToken !== '') {
       writer.uint32(50).string(message.pageToken);
+    }
+    if (message.view !== 0) {
+      writer.uint32(56).int32(message.view);
     }
     return writer;
   },
@@ -2122,6 +2184,14 @@ export const ListSwapsRequest: MessageFns<ListSwapsRequest> = {
             message.pageToken = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.view = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2162,6 +2232,7 @@ export const ListSwapsRequest: MessageFns<ListSwapsRequest> = {
         : isSet(object.page_token)
           ? globalThis.String(object.page_token)
           : '',
+      view: isSet(object.view) ? swapViewFromJSON(object.view) : 0,
     };
   },
 
@@ -2185,6 +2256,9 @@ export const ListSwapsRequest: MessageFns<ListSwapsRequest> = {
     if (message.pageToken !== '') {
       obj.pageToken = message.pageToken;
     }
+    if (message.view !== 0) {
+      obj.view = swapViewToJSON(message.view);
+    }
     return obj;
   },
 
@@ -2199,6 +2273,7 @@ export const ListSwapsRequest: MessageFns<ListSwapsRequest> = {
     message.status = object.status ?? 0;
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? '';
+    message.view = object.view ?? 0;
     return message;
   },
 };
