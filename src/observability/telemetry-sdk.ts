@@ -47,7 +47,6 @@ const UNTRACED_METHODS = ['Check', 'Watch', 'ServerReflectionInfo'];
  * `shutdownTelemetry` flushes it.
  */
 export function startTelemetry(config: TelemetryConfig): void {
-  const shapeOf = rememberedShapes(STATEMENT_SHAPES);
   if (!config.enabled) return;
   const sdk = new NodeSDK({
     // Merged with the resource detected from OTEL_RESOURCE_ATTRIBUTES (k8s pod and namespace).
@@ -71,7 +70,8 @@ export function startTelemetry(config: TelemetryConfig): void {
         ignoreConnectSpans: true,
         // MikroORM inlines parameters into the SQL text, and a swap's free-text
         // reason may name people; traces keep the statement shape, not values.
-        requestHook: (span, { query }) => span.setAttribute('db.query.text', shapeOf(query.text)),
+        requestHook: (span, { query }) =>
+          span.setAttribute('db.query.text', statementShape(query.text)),
       }),
       new IORedisInstrumentation({ requireParentSpan: true }),
       new RuntimeNodeInstrumentation(),
@@ -127,27 +127,6 @@ function serviceVersion(): string {
     return 'unknown';
   }
 }
-
-/**
- * {@link statementShape}, remembered for the first `limit` texts: the hot
- * statements are prepared, so their texts are few and fixed (and each long
- * enough that masking it was 1 % of a swap's CPU); SQL with values in its text
- * varies without end, and past the limit is shaped afresh each time.
- */
-export function rememberedShapes(limit: number): (sql: string) => string {
-  const shapes = new Map<string, string>();
-  return (sql) => {
-    let shape = shapes.get(sql);
-    if (shape === undefined) {
-      shape = statementShape(sql);
-      if (shapes.size < limit) shapes.set(sql, shape);
-    }
-    return shape;
-  };
-}
-
-/** Comfortably more than the service's distinct statements without values in them. */
-const STATEMENT_SHAPES = 512;
 
 /** Longest SQL text kept on a span: enough to tell statements apart, not to export them whole. */
 const MAX_STATEMENT_CHARS = 300;
