@@ -183,3 +183,47 @@ it('destroys the hung connection of its own attempt, with no reply watchdog to f
   );
   expect(row).toEqual({ one: 1 });
 });
+
+it('destroys the hung connection of a read outside a transaction, with no reply watchdog to fall back on', async () => {
+  // The session's own timeouts are the ceiling, so the read sends no BEGIN:
+  // the runner must still know which connection it waits on.
+  const orm = await createOrm({ clientUrl: proxiedUrl, poolMax: 1, sessionTimeoutMs: 500 });
+  onTestFinished(async () => {
+    proxy.disarm();
+    proxy.cut();
+    await orm.close();
+  });
+  const pool = await connectionPool(orm);
+  const runner = testTransactionRunner(orm, {
+    maxAttempts: 1,
+    timeoutCeilingMs: 500,
+    sessionTimeoutMs: 500,
+  });
+  const hung = runner.outsideTransaction(budgetOf(60_000), async (em) => {
+    proxy.arm();
+    return em.execute('select 1');
+  });
+  await expect(hung).rejects.toThrow(ServiceUnavailableError);
+  await waitFor('the pool to have no connection in use', () => poolStats(pool).inUse === 0);
+
+  proxy.disarm();
+  const [row] = await runner.outsideTransaction(budgetOf(60_000), (em) =>
+    em.execute<{ one: number }[]>('select 1 as one'),
+  );
+  expect(row).toEqual({ one: 1 });
+});
+
+it('answers UNAVAILABLE when a read outside a transaction loses its connection', async () => {
+  const orm = await createOrm({ clientUrl: proxiedUrl, poolMax: 1, sessionTimeoutMs: 5000 });
+  onTestFinished(() => orm.close());
+  const runner = testTransactionRunner(orm, { timeoutCeilingMs: 5000, sessionTimeoutMs: 5000 });
+  const lost = runner.outsideTransaction(budgetOf(60_000), async (em) => {
+    proxy.cut();
+    return em.execute('select 1');
+  });
+  await expect(lost).rejects.toThrow(ServiceUnavailableError);
+  const [row] = await runner.outsideTransaction(budgetOf(60_000), (em) =>
+    em.execute<{ one: number }[]>('select 1 as one'),
+  );
+  expect(row).toEqual({ one: 1 });
+});

@@ -491,6 +491,52 @@ describe('timeouts set when connections open', () => {
     );
   });
 
+  /** Whether the statement opened its own transaction: after a BEGIN it would start later than it. */
+  const readOf = (em: EntityManager) =>
+    em.execute<{ own: boolean; statement: number }[]>(
+      `select transaction_timestamp() = statement_timestamp() as own,
+              (select setting::int from pg_settings where name = 'statement_timeout') as statement`,
+    );
+
+  it('runs a single read outside a transaction when the session already bounds it', async () => {
+    const runner = testTransactionRunner(sessionOrm, {
+      timeoutCeilingMs: SESSION_MS,
+      sessionTimeoutMs: SESSION_MS,
+    });
+    const [read] = await runner.outsideTransaction(budgetOf(2 * SESSION_MS), readOf);
+    expect(read).toEqual({ own: true, statement: SESSION_MS });
+    // The same read in a unit of work follows its BEGIN.
+    const [inside] = await runner.transactionally(budgetOf(2 * SESSION_MS), readOf);
+    expect(inside!.own).toBe(false);
+  });
+
+  it('wraps a single read in a transaction after all when the budget is shorter than the session', async () => {
+    const runner = testTransactionRunner(sessionOrm, {
+      timeoutCeilingMs: SESSION_MS,
+      sessionTimeoutMs: SESSION_MS,
+    });
+    const [read] = await runner.outsideTransaction(budgetOf(20_000), readOf);
+    expect(read!.own).toBe(false);
+    expect(read!.statement).toBeGreaterThan(15_000);
+    expect(read!.statement).toBeLessThanOrEqual(20_000);
+  });
+
+  it('answers DEADLINE_EXCEEDED for a read outside a transaction that runs past the session timeout', async () => {
+    const shortOrm = await createOrm({ clientUrl: db.url, poolMax: 1, sessionTimeoutMs: 200 });
+    onTestFinished(() => shortOrm.close());
+    const runner = testTransactionRunner(shortOrm, {
+      timeoutCeilingMs: 200,
+      sessionTimeoutMs: 200,
+    });
+    await expect(
+      runner.outsideTransaction(budgetOf(60_000), (em) => em.execute('select pg_sleep(5)')),
+    ).rejects.toThrow(DeadlineExceededError);
+    const pool = await connectionPool(shortOrm);
+    expect(poolStats(pool).inUse).toBe(0);
+    const [read] = await runner.outsideTransaction(budgetOf(60_000), readOf);
+    expect(read).toEqual({ own: true, statement: 200 });
+  });
+
   it('give way to the shorter budget of a call with less time left', async () => {
     const runner = testTransactionRunner(sessionOrm, {
       timeoutCeilingMs: SESSION_MS,

@@ -62,10 +62,9 @@ export class ListAuditEvents {
     if (pageToken) match('id < ?::bigint', decodeCursor(pageToken, fingerprint));
     params.push(pageSize + 1);
     const sql = `${SELECT}${where.length ? ` where ${where.join(' and ')}` : ''} order by audit_event.id desc limit ?`;
-    const rows = await this.transactions.transactionally(
-      call.budget,
-      (em) => em.execute<AuditRow[]>(sql, params),
-      { readOnly: true },
+    // One statement, so no transaction: it is a snapshot of its own.
+    const rows = await this.transactions.outsideTransaction(call.budget, (em) =>
+      em.execute<AuditRow[]>(sql, params),
     );
     const events = rows.slice(0, pageSize).map((row) => ({ ...row, at: new Date(row.at) }));
     const last = events[events.length - 1];

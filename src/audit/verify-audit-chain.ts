@@ -82,10 +82,9 @@ export class VerifyAuditChain {
   constructor(private readonly transactions: TransactionRunner) {}
 
   async verify(call: CallContext): Promise<ChainVerdict> {
-    const [row] = await this.transactions.transactionally(
-      call.budget,
-      (em) => em.execute<VerdictRow[]>(VERIFY_SQL),
-      { readOnly: true },
+    // One statement (its CTEs share its snapshot), so no transaction.
+    const [row] = await this.transactions.outsideTransaction(call.budget, (em) =>
+      em.execute<VerdictRow[]>(VERIFY_SQL),
     );
     if (!row) throw new Error('the audit chain has no head row; is the database migrated?');
     const head = { headEventId: row.headEventId, headHash: row.headHash };

@@ -26,10 +26,8 @@ export class ConflictQueries {
   constructor(private readonly transactions: TransactionRunner) {}
 
   async get(conflictId: string, call: CallContext): Promise<ConflictAlert> {
-    const alert = await this.transactions.transactionally(
-      call.budget,
-      (em) => em.findOne(ConflictAlert, conflictId),
-      { readOnly: true },
+    const alert = await this.transactions.outsideTransaction(call.budget, (em) =>
+      em.findOne(ConflictAlert, conflictId),
     );
     if (!alert)
       throw new NotFoundError('CONFLICT_NOT_FOUND', `no conflict with id ${conflictId}`, {
@@ -60,14 +58,12 @@ export class ConflictQueries {
         [raw('(week_start, id) > (?::date, ?::uuid)', [cursor.week, cursor.id])]: [],
       });
     }
-    const rows = await this.transactions.transactionally(
-      call.budget,
-      (em) =>
-        em.find(ConflictAlert, where.length ? { $and: where } : {}, {
-          orderBy: [{ weekStart: 'asc' }, { id: 'asc' }],
-          limit: pageSize + 1,
-        }),
-      { readOnly: true },
+    // One statement, so no transaction: it is a snapshot of its own.
+    const rows = await this.transactions.outsideTransaction(call.budget, (em) =>
+      em.find(ConflictAlert, where.length ? { $and: where } : {}, {
+        orderBy: [{ weekStart: 'asc' }, { id: 'asc' }],
+        limit: pageSize + 1,
+      }),
     );
     const conflicts = rows.slice(0, pageSize);
     const last = conflicts[conflicts.length - 1];

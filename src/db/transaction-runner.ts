@@ -162,12 +162,20 @@ export class TransactionRunner {
   }
 
   /**
-   * Runs `work` (a single read, such as a key lookup) once, in a read-only
-   * transaction of its own, with the same bounds and the same translation of
+   * Runs `work` (one read statement, such as a key lookup or a page) once,
+   * outside any transaction, with the same bounds and the same translation of
    * database failures as {@link transactionally}: a lost or hung connection is
-   * UNAVAILABLE, not a bug, and never outlives the budget. (A transaction,
-   * because only then is the connection the read waits on known, to be
-   * destroyed if it hangs.)
+   * UNAVAILABLE, not a bug, a statement past the budget DEADLINE_EXCEEDED, and
+   * nothing outlives the budget. A single statement is one snapshot of its own,
+   * so BEGIN READ ONLY and COMMIT would only add two round trips (and two pg
+   * spans) to it. `work` gets an EntityManager pinned to one pooled
+   * connection, which is what lets a hung read's connection be found and
+   * destroyed; it must send a single statement, since two would see two
+   * snapshots.
+   *
+   * Only when the call has less time left than the ceiling (the session's own
+   * timeouts would outlast it) is the read wrapped in a read-only transaction
+   * after all: that is the one place its shorter timeouts can be set.
    */
   async outsideTransaction<T>(
     budget: CallBudget,
@@ -175,7 +183,9 @@ export class TransactionRunner {
   ): Promise<T> {
     this.assertTimeLeft(budget);
     try {
-      return await this.attempt(budget, (em) => work(em), 1, { readOnly: true });
+      if (this.statementTimeoutFor(budget) !== this.settings.sessionTimeoutMs)
+        return await this.attempt(budget, (em) => work(em), 1, { readOnly: true });
+      return await this.singleStatement(budget, work);
     } catch (error) {
       throw this.translate(error, budget);
     }
@@ -320,7 +330,7 @@ export class TransactionRunner {
   ): Promise<T> {
     let open = true;
     try {
-      const timeout = Math.max(1, Math.min(remainingMs(budget), this.settings.timeoutCeilingMs));
+      const timeout = this.statementTimeoutFor(budget);
       if (timeout !== this.settings.sessionTimeoutMs)
         await runPrepared(em, SET_TIMEOUTS, [`${timeout}ms`]);
       const result = await work(em, attempt);
@@ -348,6 +358,81 @@ export class TransactionRunner {
     } finally {
       if (open) await this.closeAbandoned(em, connection);
     }
+  }
+
+  /**
+   * `work` on one pooled connection, without a transaction, bounded as an
+   * attempt is: given up (and the connection destroyed) by the budget, never
+   * later than the ceiling, plus the grace for PostgreSQL's timeout reply.
+   */
+  private async singleStatement<T>(
+    budget: CallBudget,
+    work: (em: EntityManager) => Promise<T>,
+  ): Promise<T> {
+    const limit = new AttemptLimit(
+      Math.min(budget.deadline, Date.now() + this.settings.timeoutCeilingMs) + HUNG_REPLY_GRACE_MS,
+    );
+    const pinned = { acquired: false, late: false };
+    const outcome: { done?: { value: T }; failed?: { error: unknown } } = {};
+    try {
+      const database = this.orm.em.getConnection();
+      // MikroORM connects lazily, checking the connection with a query of its
+      // own on a second pooled connection: done first, while none is pinned
+      // (in a pool of one, the check would otherwise wait on the read).
+      await limit.within(database.ensureConnection());
+      // kysely hands the callback one connection and releases it as the callback settles.
+      const body = database
+        .getClient()
+        .connection()
+        .execute(async (db) => {
+          // Came free after the caller was told: released unused.
+          if (pinned.late) return undefined;
+          pinned.acquired = true;
+          const em = this.orm.em.fork({ clear: true, useContext: false });
+          // MikroORM runs an EntityManager's statements on its transaction
+          // context; a connection-bound Kysely serves as one, minus BEGIN.
+          em.setTransactionContext(db);
+          const connection = await connectionOf(em).catch(() => undefined);
+          limit.onExpiry(() => destroyConnection(connection));
+          try {
+            return (outcome.done = { value: await work(em) });
+          } catch (error) {
+            outcome.failed = { error };
+            throw error;
+          }
+        })
+        // A connection that failed under the read was already handed back to be
+        // discarded (`releaseBrokenConnections`), so kysely's own release of it
+        // throws; what the read itself came to is the answer.
+        .catch((error: unknown) => {
+          if (outcome.done) return outcome.done;
+          throw outcome.failed ? outcome.failed.error : error;
+        });
+      // The body settles on its own once its connection is destroyed; nobody awaits it then.
+      body.catch(() => undefined);
+      try {
+        const result = await limit.within(body);
+        if (!result) throw new Error('a pinned read ran without its connection');
+        return result.value;
+      } catch (error) {
+        if (!limit.expired) throw error;
+        pinned.late = true;
+        if (!pinned.acquired)
+          throw this.hung(budget, 'no database connection came free in time; retry shortly', 250);
+        throw this.hung(
+          budget,
+          'the database did not answer the read in time; retry shortly',
+          RECONNECT_RETRY_MS,
+        );
+      }
+    } finally {
+      limit.clear();
+    }
+  }
+
+  /** The lock_timeout and statement_timeout an attempt begun now runs under. */
+  private statementTimeoutFor(budget: CallBudget): number {
+    return Math.max(1, Math.min(remainingMs(budget), this.settings.timeoutCeilingMs));
   }
 
   /**

@@ -31,6 +31,7 @@ import type { OtlpProtocol, TelemetryConfig } from '../config';
 import { PrometheusUnitsExporter } from './prometheus-units';
 import { observeProcessCpu } from './process-metrics';
 import { RpcSpanConventions } from './rpc-span-conventions';
+import { StatementShapes } from './statement-shapes';
 import { ExpectedGrpcOutcomes } from './span-status';
 
 /** Health checks and reflection are probed constantly; their spans would drown the real ones. */
@@ -48,6 +49,7 @@ const UNTRACED_METHODS = ['Check', 'Watch', 'ServerReflectionInfo'];
  */
 export function startTelemetry(config: TelemetryConfig): void {
   if (!config.enabled) return;
+  const shapes = new StatementShapes();
   const sdk = new NodeSDK({
     // Merged with the resource detected from OTEL_RESOURCE_ATTRIBUTES (k8s pod and namespace).
     resource: resourceFromAttributes({
@@ -70,8 +72,7 @@ export function startTelemetry(config: TelemetryConfig): void {
         ignoreConnectSpans: true,
         // MikroORM inlines parameters into the SQL text, and a swap's free-text
         // reason may name people; traces keep the statement shape, not values.
-        requestHook: (span, { query }) =>
-          span.setAttribute('db.query.text', statementShape(query.text)),
+        requestHook: (span, { query }) => span.setAttribute('db.query.text', shapes.of(query.text)),
       }),
       new IORedisInstrumentation({ requireParentSpan: true }),
       new RuntimeNodeInstrumentation(),
@@ -126,16 +127,4 @@ function serviceVersion(): string {
   } catch {
     return 'unknown';
   }
-}
-
-/** Longest SQL text kept on a span: enough to tell statements apart, not to export them whole. */
-const MAX_STATEMENT_CHARS = 300;
-
-/** The statement with its literals masked and its length capped. */
-export function statementShape(sql: string): string {
-  const masked = sql
-    .replace(/'(?:[^']|'')*'/g, "'?'")
-    .replace(/\s+/g, ' ')
-    .trim();
-  return masked.length > MAX_STATEMENT_CHARS ? `${masked.slice(0, MAX_STATEMENT_CHARS)}…` : masked;
 }

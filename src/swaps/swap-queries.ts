@@ -62,12 +62,8 @@ export class SwapQueries {
   constructor(private readonly transactions: TransactionRunner) {}
 
   async get(swapId: string, call: CallContext): Promise<SwapRecord> {
-    const record = await this.transactions.transactionally(
-      call.budget,
-      (em) => em.findOne(SwapRecord, swapId),
-      {
-        readOnly: true,
-      },
+    const record = await this.transactions.outsideTransaction(call.budget, (em) =>
+      em.findOne(SwapRecord, swapId),
     );
     if (!record)
       throw new NotFoundError('SWAP_NOT_FOUND', `no swap with id ${swapId}`, { swap_id: swapId });
@@ -111,21 +107,18 @@ export class SwapQueries {
     // Plain rows through the query builder, not managed entities: a page is
     // only read, and 51 managed records cost ~12 ms of Node per page to
     // hydrate and then to diff against their snapshots (moves and all) when
-    // the read-only transaction flushes at commit; the SQL takes 0.1 ms.
-    const rows = await this.transactions.transactionally(
-      call.budget,
-      (em) => {
-        const qb = em.createQueryBuilder(SwapRecord);
-        if (view === 'full') qb.select('*');
-        else qb.select([...BASIC_FIELDS]);
-        return qb
-          .where(where.length ? { $and: where } : {})
-          .orderBy([{ requestedAt: 'desc' }, { id: 'desc' }])
-          .limit(pageSize + 1)
-          .execute<ListedSwap[]>('all', true);
-      },
-      { readOnly: true },
-    );
+    // a read-only transaction flushed at commit; the SQL takes 0.1 ms.
+    // One statement, so no transaction: it is a snapshot of its own.
+    const rows = await this.transactions.outsideTransaction(call.budget, (em) => {
+      const qb = em.createQueryBuilder(SwapRecord);
+      if (view === 'full') qb.select('*');
+      else qb.select([...BASIC_FIELDS]);
+      return qb
+        .where(where.length ? { $and: where } : {})
+        .orderBy([{ requestedAt: 'desc' }, { id: 'desc' }])
+        .limit(pageSize + 1)
+        .execute<ListedSwap[]>('all', true);
+    });
     const swaps = rows.slice(0, pageSize);
     const last = swaps[swaps.length - 1];
     const nextPageToken =
