@@ -376,31 +376,34 @@ export class TransactionRunner {
     const outcome: { done?: { value: T }; failed?: { error: unknown } } = {};
     try {
       const database = this.orm.em.getConnection();
-      // MikroORM connects lazily, checking the connection with a query of its
-      // own on a second pooled connection: done first, while none is pinned
-      // (in a pool of one, the check would otherwise wait on the read).
-      await limit.within(database.ensureConnection());
-      // kysely hands the callback one connection and releases it as the callback settles.
       const body = database
-        .getClient()
-        .connection()
-        .execute(async (db) => {
-          // Came free after the caller was told: released unused.
-          if (pinned.late) return undefined;
-          pinned.acquired = true;
-          const em = this.orm.em.fork({ clear: true, useContext: false });
-          // MikroORM runs an EntityManager's statements on its transaction
-          // context; a connection-bound Kysely serves as one, minus BEGIN.
-          em.setTransactionContext(db);
-          const connection = await connectionOf(em).catch(() => undefined);
-          limit.onExpiry(() => destroyConnection(connection));
-          try {
-            return (outcome.done = { value: await work(em) });
-          } catch (error) {
-            outcome.failed = { error };
-            throw error;
-          }
-        })
+        // MikroORM connects lazily, checking the connection with a query of its
+        // own on a second pooled connection: done first, while none is pinned
+        // (in a pool of one, the check would otherwise wait on the read).
+        .ensureConnection()
+        // kysely hands the callback one connection and releases it as the callback settles.
+        .then(() =>
+          database
+            .getClient()
+            .connection()
+            .execute(async (db) => {
+              // Came free after the caller was told: released unused.
+              if (pinned.late) return undefined;
+              pinned.acquired = true;
+              const em = this.orm.em.fork({ clear: true, useContext: false });
+              // MikroORM runs an EntityManager's statements on its transaction
+              // context; a connection-bound Kysely serves as one, minus BEGIN.
+              em.setTransactionContext(db);
+              const connection = await connectionOf(em).catch(() => undefined);
+              limit.onExpiry(() => destroyConnection(connection));
+              try {
+                return (outcome.done = { value: await work(em) });
+              } catch (error) {
+                outcome.failed = { error };
+                throw error;
+              }
+            }),
+        )
         // A connection that failed under the read was already handed back to be
         // discarded (`releaseBrokenConnections`), so kysely's own release of it
         // throws; what the read itself came to is the answer.
