@@ -42,6 +42,14 @@ const BASIC_FIELDS = [
   'fencingToken',
   'version',
 ] as const satisfies readonly Exclude<keyof SwapRecord, 'moves'>[];
+// Fails to compile when SwapRecord gains a field the basic view would drop unnoticed.
+const BASIC_VIEW_IS_COMPLETE: Exclude<
+  Exclude<keyof SwapRecord, 'moves'>,
+  (typeof BASIC_FIELDS)[number]
+> extends never
+  ? true
+  : never = true;
+void BASIC_VIEW_IS_COMPLETE;
 
 export interface SwapPage {
   swaps: ListedSwap[];
