@@ -2,10 +2,9 @@ import { credentials, makeGenericClientConstructor, Metadata, status } from '@gr
 import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JwtVerifier, type JwtVerifierOptions } from '../src/auth/jwt-verifier';
-import { UnauthenticatedError } from '../src/domain/errors';
 import { capturedLog, TempFiles } from './support/access-control';
 import { failure } from './support/grpc-outcomes';
-import { JwtIssuer } from './support/jwt-issuer';
+import { JwtIssuer, refusalReasonOf } from './support/jwt-issuer';
 import { errorDetails, startTestService, type TestService } from './support/test-service';
 
 /**
@@ -221,23 +220,13 @@ describe('JwtVerifier', () => {
     ...more,
   });
 
-  async function reasonOf(verifying: Promise<unknown>): Promise<string> {
-    const error = await verifying.then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    if (!(error instanceof UnauthenticatedError))
-      throw new Error(`expected a refusal, got ${String(error)}`);
-    return error.reason;
-  }
-
   it('does not refetch within the cooldown, however many unknown kids arrive', async () => {
     const verifier = JwtVerifier.create(options({}));
     await verifier.verify(await issuer.token('alice'));
     const fetched = issuer.jwksFetches;
     for (const kid of ['k-1', 'k-2', 'k-3']) {
       const token = await issuer.token('alice', [], {}, { unpublished: true, kid });
-      expect(await reasonOf(verifier.verify(token))).toBe('UNKNOWN_KEY');
+      expect(await refusalReasonOf(verifier.verify(token))).toBe('UNKNOWN_KEY');
     }
     expect(issuer.jwksFetches).toBe(fetched);
   });
@@ -259,7 +248,7 @@ describe('JwtVerifier', () => {
         tokenRoles: ['viewer'],
       });
       const unknown = await issuer.token('bob', [], {}, { unpublished: true });
-      expect(await reasonOf(verifier.verify(unknown))).toBe('UNKNOWN_KEY');
+      expect(await refusalReasonOf(verifier.verify(unknown))).toBe('UNKNOWN_KEY');
       expect(issuer.jwksFetches).toBe(fetched);
     } finally {
       files.remove();

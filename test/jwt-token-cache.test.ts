@@ -1,8 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { JwtVerifier, type JwtVerifierOptions } from '../src/auth/jwt-verifier';
 import { VERIFIED_TOKEN_MAX_AGE_MS } from '../src/auth/verified-token-cache';
-import { UnauthenticatedError } from '../src/domain/errors';
-import { JwtIssuer } from './support/jwt-issuer';
+import { JwtIssuer, refusalReasonOf } from './support/jwt-issuer';
 import { TestClock } from './support/test-clock';
 
 /**
@@ -55,16 +54,6 @@ async function withdrawFirstKey(issuer: JwtIssuer, verifier: JwtVerifier): Promi
   return old;
 }
 
-async function reasonOf(verifying: Promise<unknown>): Promise<string> {
-  const error = await verifying.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof UnauthenticatedError))
-    throw new Error(`expected a refusal, got ${String(error)}`);
-  return error.reason;
-}
-
 const seconds = (clock: TestClock) => Math.floor(clock.now().getTime() / 1000);
 
 describe('the verified-token cache', () => {
@@ -83,31 +72,24 @@ describe('the verified-token cache', () => {
     await verifier.verify(token);
     const old = await withdrawFirstKey(issuer, verifier);
     const fresh = await issuer.token('alice', [], {}, { key: old });
-    expect(await reasonOf(verifier.verify(fresh))).toBe('UNKNOWN_KEY');
+    expect(await refusalReasonOf(verifier.verify(fresh))).toBe('UNKNOWN_KEY');
     expect(await verifier.verify(token)).toEqual({ principal: 'alice', tokenRoles: [] });
   });
 
-  it('verifies a token again once the max age has passed: a withdrawn key is then refused', async () => {
-    const { issuer, clock, verifier } = await setUp();
+  it.each([
     // An hour of life, so that only the max age, not exp, ends the entry.
-    const token = await issuer.token('alice', [], { exp: seconds(clock) + 3600 });
-    await verifier.verify(token);
-    await withdrawFirstKey(issuer, verifier);
-    clock.advance(VERIFIED_TOKEN_MAX_AGE_MS - 1);
-    await expect(verifier.verify(token)).resolves.toMatchObject({ principal: 'alice' });
-    clock.advance(1);
-    expect(await reasonOf(verifier.verify(token))).toBe('UNKNOWN_KEY');
-  });
-
-  it('keeps a token without exp for the max age only', async () => {
+    ['verifies a token again once the max age has passed: a withdrawn key is then refused', 3600],
+    ['keeps a token without exp for the max age only', undefined],
+  ])('%s', async (_name, life) => {
     const { issuer, clock, verifier } = await setUp();
-    const token = await issuer.token('alice', [], { exp: undefined });
+    const exp = life === undefined ? undefined : seconds(clock) + life;
+    const token = await issuer.token('alice', [], { exp });
     await verifier.verify(token);
     await withdrawFirstKey(issuer, verifier);
     clock.advance(VERIFIED_TOKEN_MAX_AGE_MS - 1);
     await expect(verifier.verify(token)).resolves.toMatchObject({ principal: 'alice' });
     clock.advance(1);
-    expect(await reasonOf(verifier.verify(token))).toBe('UNKNOWN_KEY');
+    expect(await refusalReasonOf(verifier.verify(token))).toBe('UNKNOWN_KEY');
   });
 
   it('stops answering at exp, and the full verification refuses TOKEN_EXPIRED past the skew', async () => {
@@ -120,7 +102,7 @@ describe('the verified-token cache', () => {
     await expect(verifier.verify(token)).resolves.toMatchObject({ principal: 'alice' });
     expect(verifier.cacheStats).toMatchObject({ hits: 0, misses: 2 });
     clock.set(new Date((exp + SKEW_SECONDS) * 1000));
-    expect(await reasonOf(verifier.verify(token))).toBe('TOKEN_EXPIRED');
+    expect(await refusalReasonOf(verifier.verify(token))).toBe('TOKEN_EXPIRED');
   });
 
   it('refuses a token that differs from a cached one only in its signature or only in its payload', async () => {
@@ -130,10 +112,10 @@ describe('the verified-token cache', () => {
     const [header, payload, signature] = token.split('.') as [string, string, string];
     // The first character: the last may only carry padding bits.
     const resigned = `${header}.${payload}.${signature.startsWith('A') ? 'B' : 'A'}${signature.slice(1)}`;
-    expect(await reasonOf(verifier.verify(resigned))).toBe('INVALID_TOKEN');
+    expect(await refusalReasonOf(verifier.verify(resigned))).toBe('INVALID_TOKEN');
     const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as object;
     const forged = Buffer.from(JSON.stringify({ ...claims, sub: 'root' })).toString('base64url');
-    expect(await reasonOf(verifier.verify(`${header}.${forged}.${signature}`))).toBe(
+    expect(await refusalReasonOf(verifier.verify(`${header}.${forged}.${signature}`))).toBe(
       'INVALID_TOKEN',
     );
     expect(verifier.cacheStats).toMatchObject({ hits: 0, size: 1 });
@@ -143,7 +125,7 @@ describe('the verified-token cache', () => {
     const { issuer, clock, verifier } = await setUp();
     const nbf = seconds(clock) + 600;
     const token = await issuer.token('alice', [], { nbf, exp: nbf + 600 });
-    expect(await reasonOf(verifier.verify(token))).toBe('TOKEN_NOT_YET_VALID');
+    expect(await refusalReasonOf(verifier.verify(token))).toBe('TOKEN_NOT_YET_VALID');
     expect(verifier.cacheStats.size).toBe(0);
     clock.set(new Date(nbf * 1000));
     await expect(verifier.verify(token)).resolves.toMatchObject({ principal: 'alice' });
@@ -166,7 +148,7 @@ describe('the verified-token cache', () => {
     const token = await issuer.token('alice');
     await verifier.verify(token);
     await withdrawFirstKey(issuer, verifier);
-    expect(await reasonOf(verifier.verify(token))).toBe('UNKNOWN_KEY');
+    expect(await refusalReasonOf(verifier.verify(token))).toBe('UNKNOWN_KEY');
     expect(verifier.cacheStats).toEqual({ hits: 0, misses: 0, size: 0 });
   });
 });

@@ -42,10 +42,7 @@ export class VerifiedTokenCache {
   private misses = 0;
 
   /** `maxEntries` 0 keeps nothing: every token is verified every time. */
-  constructor(
-    private readonly maxEntries: number,
-    private readonly maxAgeMs = VERIFIED_TOKEN_MAX_AGE_MS,
-  ) {}
+  constructor(private readonly maxEntries: number) {}
 
   /** The identity `token` proved, if it was verified and neither its exp nor the max age has passed. */
   get(token: string, nowMs: number): Identity | undefined {
@@ -70,7 +67,10 @@ export class VerifiedTokenCache {
    */
   set(token: string, identity: Identity, exp: number | undefined, nowMs: number): void {
     if (this.maxEntries === 0) return;
-    const until = Math.min(exp === undefined ? Infinity : exp * 1000, nowMs + this.maxAgeMs);
+    const until = Math.min(
+      exp === undefined ? Infinity : exp * 1000,
+      nowMs + VERIFIED_TOKEN_MAX_AGE_MS,
+    );
     if (until <= nowMs) return;
     const key = keyOf(token);
     this.entries.delete(key);

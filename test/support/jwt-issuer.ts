@@ -12,6 +12,7 @@ import {
   type JWTPayload,
   SignJWT,
 } from 'jose';
+import { UnauthenticatedError } from '../../src/domain/errors';
 
 /** One signing key and the kid it is published (or not) under. */
 interface SigningKey {
@@ -178,4 +179,15 @@ async function signingKey(alg: 'RS256' | 'ES256'): Promise<SigningKey> {
 
 function encode(part: object): string {
   return base64url.encode(JSON.stringify(part));
+}
+
+/** The reason of the refusal a verification ends in; throws if it does not end in one. */
+export async function refusalReasonOf(verifying: Promise<unknown>): Promise<string> {
+  const error = await verifying.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(error instanceof UnauthenticatedError))
+    throw new Error(`expected a refusal, got ${String(error)}`);
+  return error.reason;
 }
